@@ -96,8 +96,8 @@ def look_at(eye: Array, target: Array, up: Array = (0.0, 0.0, 1.0)) -> tuple[Arr
 
 # ---------------------------------------------------------------------------- projection
 def distort(xn: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
-    """Apply OpenCV distortion to normalised image coordinates ``xn[..., 2]``; ``dist[..., 5]``."""
-    k1, k2, p1, p2, k3 = (dist[..., i, None] for i in range(5))
+    """Apply OpenCV distortion to normalised image coordinates ``xn[..., N, 2]``; ``dist[..., 1, 5]`` (broadcast over N)."""
+    k1, k2, p1, p2, k3 = (dist[..., i] for i in range(5))
     x, y = xn[..., 0], xn[..., 1]
     r2 = x * x + y * y
     radial = 1 + k1 * r2 + k2 * r2 * r2 + k3 * r2 * r2 * r2
@@ -218,8 +218,8 @@ def triangulate(points2d: torch.Tensor, projections: torch.Tensor, weights: torc
     """Batched, weighted N-view DLT.
 
     For every joint, each view contributes the two rows ``w (x P_3 - P_1)`` and ``w (y P_3 - P_2)``;
-    the homogeneous point is the right singular vector of the smallest singular value (computed
-    in float64 as the eigenvector of ``A^T A``), vectorised over samples and joints.
+    the homogeneous point is the right singular vector of the smallest singular value (SVD in
+    float64, the same algebraic error as ``cv2.triangulatePoints``), vectorised over samples and joints.
 
     Args:
         points2d: ``[..., V, J, 2]`` image points in the coordinates of ``projections``.
@@ -252,12 +252,8 @@ def triangulate(points2d: torch.Tensor, projections: torch.Tensor, weights: torc
         rows_x, rows_y = rows_x * w, rows_y * w
     A = torch.cat([rows_x, rows_y], dim=-3)  # [..., 2V, J, 4]
     A = A.movedim(-2, -3)  # [..., J, 2V, 4]
-    # column scaling for conditioning (mm-scale coordinates vs the homogeneous 1)
-    scale = A.detach().abs().amax(dim=-2, keepdim=True).clamp_min(1e-12)
-    An = A / scale
-    M = An.transpose(-1, -2) @ An  # [..., J, 4, 4]
-    _, vecs = torch.linalg.eigh(M)
-    X = vecs[..., 0] / scale[..., 0, :]  # undo column scaling
+    _, _, Vh = torch.linalg.svd(A, full_matrices=False)
+    X = Vh[..., -1, :]  # right singular vector of the smallest singular value
     out = X[..., :3] / X[..., 3:4]
     return out.to(dtype)
 

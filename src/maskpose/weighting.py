@@ -126,8 +126,8 @@ def load_or_compute(mask: np.ndarray, cache_path: str | os.PathLike,
             w = np.load(path)
             if w.shape == mask.shape and np.isfinite(w).all():
                 return w
-        except (OSError, ValueError):
-            pass  # unreadable / truncated cache: recompute
+        except (OSError, ValueError, EOFError):
+            pass  # unreadable / truncated / empty cache file: recompute
     w = geodesic_weights(mask, params)
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, w)

@@ -1,0 +1,245 @@
+"""Training signals: mask losses and label-free priors (DESIGN.md §4).
+
+Every term is a small pure function; :class:`LossConfig` switches each on with a weight and
+:func:`mask_and_prior_losses` (called by the training loop) adds them up. Nothing here reads
+ground truth.
+
+Terms
+-----
+* body-mask L2 (default): capsule body of the joint set's ``body_segments`` rendered per view,
+  radii in mm projected with each segment's depth, soft union, ``mean(G (M_body - M)^2)``;
+* paper preset: thin Gaussian skeleton lines (max or sum merge) with the clip ``M_skel > 0.1``;
+* Gaussian-joint baseline (paper Eq. 3);
+* physique mask through the Shape Prior Network (optional add-on, see ``models/shape_prior.py``);
+* bone-proportion prior against a published-anthropometry template rescaled to the sample's own
+  size (``skeleton.ANTHRO_FRACTIONS``: Drillis & Contini 1966 via Winter), and left/right symmetry;
+* knee-hinge and nose-forward hinge losses (no elbow hinge: true arms break it);
+* depth consistency: per-view predicted root-relative depth vs the triangulated pose (detached);
+* geodesic-extremity attraction of the projected hand tips (pilot 4), Cauchy loss.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from . import multiview as mv
+from .geometry import depth_P, project_P
+from .render import gaussian_joint_mask, render_segments
+from .skeleton import JointSet, segment_endpoints, template_bone_lengths
+
+
+@dataclass
+class LossConfig:
+    """Weights and switches of the loss terms (0 switches a term off)."""
+
+    preset: Literal["body", "paper", "gaussian_joints"] = "body"
+    mask: float = 1.0
+    geodesic: bool = True               # weight the mask L2 by the geodesic map G
+    geodesic_squared: bool = False      # G inside the square (paper Eq. 9) instead of linear (authors' code)
+    tau_px: float = 0.5                 # capsule edge softness (px)
+    feet: bool = False                  # reserved: forward foot capsules (not in the default segment set)
+    paper_width: float = 0.003          # paper preset: exp(-d^2 / w) in normalised units (arms w/2)
+    paper_merge: Literal["max", "sum"] = "max"
+    paper_clip: float = 0.1
+    paper_fill: bool = True
+    physique: float = 0.0               # Shape Prior Network term weight (after its ramp)
+    prop: float = 0.3
+    sym: float = 0.1
+    hinge: float = 0.1
+    nose: float = 0.1
+    depth: float = 0.1
+    depth_range_mm: float = 1000.0      # detector depth in [-1, 1] times this = mm
+    extremity: float = 0.5
+    extremity_sigma_px: float = 10.0
+    extremity_exclude_px: float = 6.0
+    extremity_decay_start: int = -1     # step from which the extremity weight decays (-1: never)
+    extremity_decay_steps: int = 2000
+
+    def validate(self) -> None:
+        for k in ("mask", "physique", "prop", "sym", "hinge", "nose", "depth", "extremity"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"loss.{k} must be >= 0, got {getattr(self, k)}")
+        if self.tau_px <= 0 or self.paper_width <= 0 or self.extremity_sigma_px <= 0:
+            raise ValueError("loss.tau_px, loss.paper_width and loss.extremity_sigma_px must be > 0")
+
+
+# ------------------------------------------------------------------ camera helpers
+def focal_normalized(P: torch.Tensor) -> torch.Tensor:
+    """Mean focal length ``[...]`` of pinhole projections ``P[..., 3, 4] = K' [R | t]`` (units of P's
+    image coordinates per unit of depth), from ``M M^T = K' K'^T`` with ``K'`` upper triangular and
+    last row (0, 0, 1)."""
+    M = P[..., :3]
+    MMt = M @ M.transpose(-1, -2)
+    fy = (MMt[..., 1, 1] - MMt[..., 1, 2] ** 2).clamp_min(1e-12).sqrt()
+    fx = (MMt[..., 0, 0] - MMt[..., 0, 2] ** 2).clamp_min(1e-12).sqrt()  # includes skew^2, negligible
+    return 0.5 * (fx + fy)
+
+
+def project_segments(joints3d: torch.Tensor, projections: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor,
+                     radii_mm: torch.Tensor, girth: torch.Tensor | None = None):
+    """Project capsule segments into every view.
+
+    Args:
+        joints3d: ``[B, J, 3]`` mm (world); projections ``[B, V, 3, 4]`` (normalised crop coords);
+        wa, wb: ``[E, J]`` endpoint weights; radii_mm ``[E]``; girth ``[B]`` or None.
+    Returns:
+        ``(a [B, V, E, 2], b [B, V, E, 2], radius [B, V, E])`` in normalised crop units.
+    """
+    a3, b3 = segment_endpoints(joints3d, wa, wb)  # [B, E, 3]
+    P = projections
+    a2 = project_P(a3[:, None], P)  # [B, V, E, 2]
+    b2 = project_P(b3[:, None], P)
+    z = depth_P(0.5 * (a3 + b3)[:, None], P).clamp_min(1.0)  # [B, V, E] mm
+    f = focal_normalized(P)[..., None]  # [B, V, 1]
+    r = radii_mm.to(joints3d)[None, None] * f / z
+    if girth is not None:
+        r = r * girth[:, None, None]
+    return a2, b2, r
+
+
+# ------------------------------------------------------------------ mask losses
+def weighted_l2(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                squared_weight: bool = False, clip: float | None = None) -> torch.Tensor:
+    """``mean(G (pred - target)^2)`` over all pixels (``G^2`` when ``squared_weight``); with ``clip``
+    only pixels where ``pred > clip`` count (the authors' skeleton-loss trick). Shapes broadcast."""
+    e = (pred - target) ** 2
+    if clip is not None:
+        e = e * (pred.detach() > clip)
+    if weight is not None:
+        e = e * (weight * weight if squared_weight else weight)
+    return e.mean()
+
+
+def normalized_weights(weights: torch.Tensor) -> torch.Tensor:
+    """Geodesic weights ``[..., 1, S, S]`` divided by their per-view mean (so views and presets
+    share one scale and the loss weights stay comparable across datasets)."""
+    return weights / weights.mean(dim=(-1, -2), keepdim=True).clamp_min(1e-8)
+
+
+def render_body(joints3d, projections, joint_set: JointSet, size: int, cfg: LossConfig, girth=None, segments=None):
+    """Capsule body mask ``[B, V, 1, S, S]`` of ``joints3d [B, J, 3]`` in every view."""
+    segs = joint_set.body_segments if segments is None else segments
+    wa, wb = joint_set.segment_matrices(segs)
+    radii = torch.tensor([s.radius_mm for s in segs], dtype=joints3d.dtype, device=joints3d.device)
+    a, b, r = project_segments(joints3d, projections, wa, wb, radii, girth)
+    B, V, E = r.shape
+    m = render_segments(a.reshape(B * V, E, 2), b.reshape(B * V, E, 2), r.reshape(B * V, E), size,
+                        profile="capsule", merge="soft_union", tau=cfg.tau_px)
+    return m.reshape(B, V, 1, size, size)
+
+
+def render_paper(joints2d: torch.Tensor, joint_set: JointSet, size: int, cfg: LossConfig, groups=None):
+    """Paper skeleton mask ``[B, V, 1, S, S]`` from per-view 2D joints ``[B, V, J, 2]``."""
+    from .render import skeleton_mask
+
+    B, V = joints2d.shape[:2]
+    m = skeleton_mask(joints2d.reshape(B * V, *joints2d.shape[2:]), size, w=cfg.paper_width,
+                      merge=cfg.paper_merge, joint_set=joint_set, groups=groups, fill=cfg.paper_fill)
+    return m.reshape(B, V, 1, size, size)
+
+
+def render_gaussian_joints(joints2d: torch.Tensor, size: int, cfg: LossConfig):
+    B, V = joints2d.shape[:2]
+    m = gaussian_joint_mask(joints2d.reshape(B * V, *joints2d.shape[2:]), size, w=cfg.paper_width, merge="max")
+    return m.reshape(B, V, 1, size, size)
+
+
+# ------------------------------------------------------------------ priors
+def proportion_prior(joints3d: torch.Tensor, joint_set: JointSet, bones=None) -> torch.Tensor:
+    """Scale-free proportion prior ``mean_B sum_b ((l_b - s l_b^T) / (s l_b^T))^2`` with the template
+    ``l^T`` from published anthropometry and ``s = sum l / sum l^T`` the sample's own scale."""
+    bones = joint_set.bones if bones is None else bones
+    L = joint_set.bone_lengths(joints3d, bones)  # [B, E]
+    T = torch.tensor([joint_set.template_lengths[b.name] for b in bones], dtype=L.dtype, device=L.device)
+    keep = T > 0
+    L, T = L[..., keep], T[keep]
+    s = L.sum(-1, keepdim=True) / T.sum()
+    return (((L - s * T) / (s * T)) ** 2).sum(-1).mean()
+
+
+def symmetry_prior(joints3d: torch.Tensor, joint_set: JointSet, unit_mm: float = 100.0) -> torch.Tensor:
+    """Left/right symmetry ``mean_B sum_pairs sum_side ((l_side - mean_pair) / unit)^2``."""
+    names = [b.name for b in joint_set.bones]
+    pairs = [(names.index(n), names.index("R-" + n[2:])) for n in names if n.startswith("L-") and "R-" + n[2:] in names]
+    if not pairs:
+        return joints3d.new_zeros(())
+    L = joint_set.bone_lengths(joints3d)
+    li = L[..., [p[0] for p in pairs]]
+    ri = L[..., [p[1] for p in pairs]]
+    m = 0.5 * (li + ri)
+    return ((((li - m) / unit_mm) ** 2) + (((ri - m) / unit_mm) ** 2)).sum(-1).mean()
+
+
+def hinge_losses(joints3d: torch.Tensor, joint_set: JointSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(knee, nose)``: mean hinge violations ``relu(-q)`` (see :mod:`maskpose.multiview`)."""
+    knee = torch.relu(-mv.knee_hinge(joints3d, joint_set)).sum(-1).mean()
+    nose = torch.relu(-mv.nose_forward(joints3d, joint_set)).mean()
+    return knee, nose
+
+
+def depth_consistency(pred_depth: torch.Tensor, joints3d: torch.Tensor, projections: torch.Tensor,
+                      joint_set: JointSet, depth_range_mm: float, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-view predicted root-relative depth ``[B, V, J]`` (in units of ``depth_range_mm``) against
+    the triangulated pose ``[B, J, 3]`` seen from each camera (target detached). Smooth-L1."""
+    z = depth_P(joints3d.detach()[:, None], projections)  # [B, V, J] mm
+    target = (z - z[..., joint_set.root:joint_set.root + 1]) / depth_range_mm
+    e = F.smooth_l1_loss(pred_depth, target, reduction="none", beta=0.05)
+    if valid is not None:
+        e = e * valid[..., None]
+        return e.sum() / (valid.sum() * e.shape[-1]).clamp_min(1)
+    return e.mean()
+
+
+def hand_tips(joints: torch.Tensor, joint_set: JointSet, extend: float = 0.3) -> torch.Tensor:
+    """Hand tips ``[..., 2, D]`` (L, R) = wrist + ``extend`` (wrist - elbow)."""
+    j = joint_set.index
+    out = []
+    for s in "LR":
+        w, e = joints[..., j(f"{s}Wrist"), :], joints[..., j(f"{s}Elbow"), :]
+        out.append(w + extend * (w - e))
+    return torch.stack(out, dim=-2)
+
+
+def extremity_loss(tips: torch.Tensor, candidates: torch.Tensor, cand_valid: torch.Tensor,
+                   exclude: torch.Tensor, size: int, sigma_px: float = 10.0, exclude_px: float = 6.0) -> torch.Tensor:
+    """Geodesic-extremity attraction of the hand tips (pilot 4), per view.
+
+    Args:
+        tips: ``[N, 2, 2]`` projected hand tips (normalised crop coords), N = B * V views.
+        candidates: ``[N, K, 2]`` extremity candidates (normalised), ``cand_valid [N, K]`` bool.
+        exclude: ``[N, M, 2]`` points (projected ankles, head top) near which candidates are dropped.
+    Returns:
+        Mean over hand-views that have a candidate of the Cauchy loss ``log(1 + d^2 / sigma^2)`` (px),
+        with the two tips assigned to the cheapest distinct pair of candidates (the nearest one
+        if only one remains); no gradient through the assignment.
+    """
+    px = (size - 1) / 2.0
+    N, K = candidates.shape[:2]
+    if K == 0:
+        return tips.new_zeros(())
+    with torch.no_grad():
+        dex = (candidates[:, :, None] - exclude[:, None]).norm(dim=-1) * px  # [N, K, M]
+        ok = cand_valid & (dex > exclude_px).all(-1)
+        d = (tips.detach()[:, :, None] - candidates[:, None]).norm(dim=-1) * px  # [N, 2, K]
+        big = torch.finfo(d.dtype).max / 4
+        d = torch.where(ok[:, None], d, torch.full_like(d, big))
+        # cheapest distinct pair: cost[i, k] = d[0, i] + d[1, k], i != k
+        pair = d[:, 0, :, None] + d[:, 1, None, :]
+        eye = torch.eye(K, dtype=torch.bool, device=d.device)
+        pair = torch.where(eye, torch.full_like(pair, big), pair)
+        flat = pair.reshape(N, -1).argmin(-1)
+        i0, i1 = flat // K, flat % K
+        nok = ok.sum(-1)
+        # only one candidate: the nearer tip takes it, the other tip gets nothing
+        single = nok == 1
+        only = ok.float().argmax(-1)
+        nearer_is_0 = d[torch.arange(N), 0, only] <= d[torch.arange(N), 1, only]
+        idx = torch.stack([torch.where(single, only, i0), torch.where(single, only, i1)], dim=-1)  # [N, 2]
+        use = torch.stack([(nok >= 2) | (single & nearer_is_0), (nok >= 2) | (single & ~nearer_is_0)], dim=-1)
+    target = torch.gather(candidates, 1, idx[..., None].expand(N, 2, 2))
+    dist2 = ((tips - target) * px).pow(2).sum(-1)
+    loss = torch.log1p(dist2 / sigma_px ** 2) * use
+    return loss.sum() / use.sum().clamp_min(1)
