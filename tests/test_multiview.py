@@ -110,3 +110,15 @@ def test_derive_centres():
     torch.testing.assert_close(Y[0], 0.5 * (X[1] + X[4]))
     torch.testing.assert_close(Y[17], 0.5 * (X[11] + X[14]))
     torch.testing.assert_close(Y[2:17], X[2:17])
+
+
+def crop_cameras(X: torch.Tensor, V: int, size: int = 64, seed: int = 0, margin: float = 1.4) -> torch.Tensor:
+    """Normalised crop projections ``[V, 3, 4]`` framing pose ``X [J, 3]`` in each view."""
+    P = cameras(V, seed)
+    out = []
+    for v in range(V):
+        px = G.project_P(X, P[v]).numpy()
+        (cx, cy), side = G.square_box((px[:, 0].min(), px[:, 1].min(), px[:, 0].max(), px[:, 1].max()), margin)
+        A = G.crop_affine((cx, cy), side, size)
+        out.append(G.normalize_matrix(size) @ A @ P[v].numpy())
+    return torch.tensor(np.stack(out))
