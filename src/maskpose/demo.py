@@ -36,7 +36,7 @@ def run_demo(out: str | Path = "demo_out", train_samples: int = 1500, test_sampl
         if d.exists():
             shutil.rmtree(d)
         print(f"[demo] generating {n} {split} samples ({views} views, {size} px) -> {d}")
-        generate_dataset(d, num_samples=n, views=views, size=size, seed=seed, split=split)
+        generate_dataset(d, num_samples=n, num_views=views, size=size, seed=seed, split=split)
     t_data = time.time() - t0
     cfg = load_yaml(TrainConfig, default_config_path(), list(overrides))
     cfg = replace(cfg, device=device,

@@ -32,9 +32,10 @@ def load_ground_truth(root: str | os.PathLike) -> dict:
     from .data.folder import MaskPoseDataset
 
     ds = MaskPoseDataset(root, with_gt=True, preload=False)
+    act = ds.fields.get("activity")
     return {"joints3d": np.asarray(ds.gt_joints3d, dtype=np.float64),
-            "joints2d": np.asarray(ds.gt_joints2d(), dtype=np.float64),
-            "activity": ds.field("activity"), "ids": list(ds.ids)}
+            "joints2d": np.asarray(ds._gt2d, dtype=np.float64),
+            "activity": None if act is None else np.asarray(act).astype(str), "ids": list(ds.ids)}
 
 
 def _up_axis(poses: np.ndarray, joint_set: JointSet) -> np.ndarray:

@@ -196,6 +196,7 @@ def lift(joints2d: torch.Tensor, projections: torch.Tensor, joint_set: JointSet,
         ``flip [B]``, ``arm_flip [B]`` (bool, no grad) and ``joints2d_matched [B, V, J, 2]``.
     """
     B, V = joints2d.shape[:2]
+    projections = projections.to(joints2d.dtype)
     if matching:
         swaps = match_views(joints2d, projections, joint_set, weights)
     else:

@@ -214,7 +214,7 @@ def lift_batch(pred: dict, batch: dict, cfg: TrainConfig, joint_set: JointSet) -
     w = batch["valid"].float()[..., None].expand(*pred["joints2d"].shape[:3])
     if cfg.method.confidence_weights:
         w = w * pred["confidence"].detach()
-    return mv.lift(pred["joints2d"], batch["crop_cameras"].double(), joint_set, weights=w,
+    return mv.lift(pred["joints2d"], batch["crop_cameras"], joint_set, weights=w,
                    matching=cfg.method.matching, selection=cfg.method.selection,
                    arms_separately=cfg.method.arms_separately, centres=cfg.method.centres)
 

@@ -239,6 +239,33 @@ def crop_projections(K: np.ndarray, R: np.ndarray, t: np.ndarray, A: np.ndarray,
 
 
 # ============================================================================ writer
+def write_sample_files(root: str | os.PathLike, sample_id: str, images: np.ndarray, masks: np.ndarray,
+                       weights: np.ndarray | None = None, *, image_ext: str = ".png", jpeg_quality: int = 95,
+                       compute_weights: bool = True) -> None:
+    """Write the frame, mask and weight files of one sample (each atomically: temp file + rename).
+
+    images ``[V,S,S,3]`` uint8 RGB; masks ``[V,S,S]`` (non-zero = person); weights ``[V,S,S]`` or None
+    (computed with :func:`maskpose.weighting.geodesic_weights` when ``compute_weights``; views with an
+    empty mask get no weight file). Safe to call from worker processes (one sample per call);
+    :meth:`DatasetWriter.add_record` then records the sample's cameras.
+    """
+    root = Path(root)
+    sid = str(sample_id)
+    masks = np.asarray(masks).astype(bool)
+    for v in range(len(images)):
+        _atomic_write_bytes(frame_path(root, sid, v, image_ext),
+                            _encode_image(cv2.cvtColor(np.ascontiguousarray(images[v]), cv2.COLOR_RGB2BGR),
+                                          image_ext, jpeg_quality))
+        _atomic_write_bytes(mask_path(root, sid, v), _encode_image(masks[v].astype(np.uint8) * 255, ".png"))
+        w = None
+        if weights is not None:
+            w = weights[v]
+        elif compute_weights and masks[v].any():
+            w = geodesic_weights(masks[v])
+        if w is not None:
+            _atomic_write_bytes(weights_path(root, sid, v), _npy_bytes(np.asarray(w, dtype=np.float16)))
+
+
 def _prepare_output_dir(root: Path, overwrite: bool) -> None:
     if root.exists() and not root.is_dir():
         raise DatasetError(f"cannot write the dataset: {root} exists and is not a folder")
@@ -348,13 +375,6 @@ class DatasetWriter:
         joints3d ``[J,3]`` mm (ground truth, optional but all-or-none); ``fields``: per-sample
         scalars (str, int, float, bool) stored as arrays in samples.npz, e.g. ``activity="walk"``.
         """
-        if self._closed:
-            raise RuntimeError("DatasetWriter: add() after close()")
-        sid = str(sample_id)
-        if not sid or "/" in sid or "\\" in sid:
-            raise ValueError(f"DatasetWriter: invalid sample id {sid!r} (empty or contains a path separator)")
-        if sid in self._id_set:
-            raise ValueError(f"DatasetWriter: duplicate sample id {sid!r}")
         V, S = self.num_views, self.size
         images = np.asarray(images)
         masks = np.asarray(masks)
@@ -363,48 +383,63 @@ class DatasetWriter:
         if masks.shape != (V, S, S):
             raise ValueError(f"DatasetWriter: masks must have shape [{V},{S},{S}], got {list(masks.shape)}")
         masks = masks.astype(bool)
+        if weights is not None and np.shape(weights) != (V, S, S):
+            raise ValueError(f"DatasetWriter: weights must have shape [{V},{S},{S}], got {list(np.shape(weights))}")
+        if valid is None:
+            valid = masks.reshape(V, -1).any(axis=1)
+        sid = self._check_record(sample_id, K=K, R=R, t=t, A=A, dist=dist, valid=valid, joints3d=joints3d, fields=fields)
+        write_sample_files(self.root, sid, images, masks, weights, image_ext=self.image_ext,
+                           jpeg_quality=self.jpeg_quality, compute_weights=self.compute_weights)
+        return self._record(sid, K=K, R=R, t=t, A=A, dist=dist, valid=valid, joints3d=joints3d, fields=fields)
+
+    def add_record(self, sample_id: str, *, K: np.ndarray, R: np.ndarray, t: np.ndarray, A: np.ndarray,
+                   dist: np.ndarray | None = None, valid: np.ndarray | None = None,
+                   joints3d: np.ndarray | None = None, **fields: Any) -> int:
+        """Record a sample whose files were already written with :func:`write_sample_files` (e.g. by
+        worker processes); same arguments as :meth:`add` without the pixel arrays (valid defaults to
+        all views)."""
+        sid = self._check_record(sample_id, K=K, R=R, t=t, A=A, dist=dist, valid=valid, joints3d=joints3d, fields=fields)
+        return self._record(sid, K=K, R=R, t=t, A=A, dist=dist, valid=valid, joints3d=joints3d, fields=fields)
+
+    def _check_record(self, sample_id, *, K, R, t, A, dist, valid, joints3d, fields) -> str:
+        if self._closed:
+            raise RuntimeError("DatasetWriter: add() after close()")
+        sid = str(sample_id)
+        if not sid or "/" in sid or "\\" in sid:
+            raise ValueError(f"DatasetWriter: invalid sample id {sid!r} (empty or contains a path separator)")
+        if sid in self._id_set:
+            raise ValueError(f"DatasetWriter: duplicate sample id {sid!r}")
+        V = self.num_views
         cams = {"K": K, "R": R, "t": t, "A": A, "dist": np.zeros((V, 5)) if dist is None else dist,
-                "valid": masks.reshape(V, -1).any(axis=1) if valid is None else valid}
+                "valid": np.ones(V, bool) if valid is None else valid}
         for key, tail in VIEW_ARRAYS.items():
-            arr = np.asarray(cams[key], dtype=bool if key == "valid" else np.float64)
-            if arr.shape != (V,) + tail:
-                raise ValueError(f"DatasetWriter: {key} must have shape {[V, *tail]}, got {list(arr.shape)}")
-            cams[key] = arr
-        if weights is not None:
-            weights = np.asarray(weights)
-            if weights.shape != (V, S, S):
-                raise ValueError(f"DatasetWriter: weights must have shape [{V},{S},{S}], got {list(weights.shape)}")
+            shape = np.shape(cams[key])
+            if shape != (V,) + tail:
+                raise ValueError(f"DatasetWriter: {key} must have shape {[V, *tail]}, got {list(shape)}")
         if joints3d is not None:
-            joints3d = np.asarray(joints3d, dtype=np.float64)
-            self.joint_set.check_joints(joints3d, "DatasetWriter: joints3d")
-            if joints3d.shape[-1] != 3 or joints3d.ndim != 2:
-                raise ValueError(f"DatasetWriter: joints3d must have shape [{self.joint_set.num_joints},3]")
+            self.joint_set.check_joints(np.asarray(joints3d), "DatasetWriter: joints3d")
+            if np.shape(joints3d) != (self.joint_set.num_joints, 3):
+                raise ValueError(f"DatasetWriter: joints3d must have shape [{self.joint_set.num_joints}, 3], "
+                                 f"got {list(np.shape(joints3d))}")
         if self._ids and set(fields) != set(self._fields):
             raise ValueError(f"DatasetWriter: sample {sid!r} has fields {sorted(fields)} but earlier samples have "
                              f"{sorted(self._fields)} (every sample needs the same optional fields)")
         for name in fields:
             if name in REQUIRED_ARRAYS or name in ("images", "masks", "weights", "joints3d"):
                 raise ValueError(f"DatasetWriter: field name {name!r} is reserved")
+        return sid
 
-        for v in range(V):
-            _atomic_write_bytes(frame_path(self.root, sid, v, self.image_ext),
-                                _encode_image(cv2.cvtColor(images[v], cv2.COLOR_RGB2BGR), self.image_ext, self.jpeg_quality))
-            _atomic_write_bytes(mask_path(self.root, sid, v), _encode_image(masks[v].astype(np.uint8) * 255, ".png"))
-            w = None
-            if weights is not None:
-                w = weights[v]
-            elif self.compute_weights and masks[v].any():
-                w = geodesic_weights(masks[v])
-            if w is not None:
-                _atomic_write_bytes(weights_path(self.root, sid, v), _npy_bytes(np.asarray(w, dtype=np.float16)))
-
+    def _record(self, sid: str, *, K, R, t, A, dist, valid, joints3d, fields) -> int:
+        V = self.num_views
+        cams = {"K": K, "R": R, "t": t, "A": A, "dist": np.zeros((V, 5)) if dist is None else dist,
+                "valid": np.ones(V, bool) if valid is None else valid}
         self._ids.append(sid)
         self._id_set.add(sid)
         for key in VIEW_ARRAYS:
-            self._arrays[key].append(cams[key])
+            self._arrays[key].append(np.asarray(cams[key], dtype=bool if key == "valid" else np.float64))
         for name, val in fields.items():
             self._fields.setdefault(name, []).append(val)
-        self._joints.append(joints3d)
+        self._joints.append(None if joints3d is None else np.asarray(joints3d, dtype=np.float64))
         return len(self._ids) - 1
 
     # -------------------------------------------------------------- close
@@ -474,8 +509,8 @@ class MaskPoseDataset(Dataset):
     Also exposed: ``ids``, ``K``, ``R``, ``t``, ``dist``, ``A``, ``valid`` (numpy, ``[N, V, ...]``),
     ``crop_cameras`` (float64 ``[N,V,3,4]``), ``fields`` (optional per-sample arrays, e.g.
     ``fields["activity"]``), :meth:`cameras` (raw :class:`~maskpose.geometry.Camera` objects),
-    ``meta``, ``size``, ``num_views``, ``joint_set``, and ``gt_joints3d`` (``[N,J,3]`` float64,
-    only when ``with_gt``).
+    ``meta``, ``size``, ``num_views``, ``joint_set``, and ``gt_joints3d`` (``[N,J,3]`` float64) /
+    ``gt_joints2d`` (``[N,V,J,2]`` float32), both None unless ``with_gt``.
     """
 
     def __init__(self, root: str | os.PathLike, with_gt: bool = False, preload: bool = True,
@@ -496,6 +531,7 @@ class MaskPoseDataset(Dataset):
         self.compute_missing_weights = compute_missing_weights
         self.with_gt = bool(with_gt)
         self.gt_joints3d: np.ndarray | None = None
+        self.gt_joints2d: np.ndarray | None = None
         if self.with_gt:
             self._load_gt()
         self._frame_files = self._list_dir(FRAMES_DIR)
@@ -585,7 +621,9 @@ class MaskPoseDataset(Dataset):
         self.gt_joints3d = gt.astype(np.float64)
         Xh = np.concatenate([self.gt_joints3d, np.ones(self.gt_joints3d.shape[:-1] + (1,))], axis=-1)
         proj = np.einsum("nvij,nkj->nvki", self.crop_cameras, Xh)
-        self._gt2d = (proj[..., :2] / proj[..., 2:3]).astype(np.float32)
+        #: [N, V, J, 2] float32 GT projections in normalised crop coordinates (``_gt2d``: same array)
+        self.gt_joints2d = (proj[..., :2] / proj[..., 2:3]).astype(np.float32)
+        self._gt2d = self.gt_joints2d
 
     # -------------------------------------------------------------- access
     def __len__(self) -> int:
@@ -639,4 +677,5 @@ class MaskPoseDataset(Dataset):
 __all__ = [
     "FORMAT", "VERSION", "DatasetError", "DatasetWriter", "MaskPoseDataset", "load_dataset_meta",
     "load_samples", "crop_projections", "read_frame", "read_mask", "frame_path", "mask_path", "weights_path",
+    "write_sample_files",
 ]

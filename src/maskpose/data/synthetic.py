@@ -170,9 +170,9 @@ def _sample_pose(rng: np.random.Generator, activity: str) -> dict[str, Any]:
     if activity == "walk":
         ph, amp, kamp = _u(rng, 0, 2 * np.pi), _u(rng, 12, 32), _u(rng, 25, 60)
         s, c = math.sin(ph), math.cos(ph)
-        p["legL"] = dict(flex=amp * s + 3, abd=_u(rng, 0, 8), rot=_u(rng, -10, 15), knee=_u(rng, 0, 10) + kamp * max(0.0, c),
+        p["legL"] = dict(flex=max(amp * s + 3, LIMITS["hip_flex"][0]), abd=_u(rng, 0, 8), rot=_u(rng, -10, 15), knee=_u(rng, 0, 10) + kamp * max(0.0, c),
                          foot_yaw=_u(rng, -12, 12))
-        p["legR"] = dict(flex=-amp * s + 3, abd=_u(rng, 0, 8), rot=_u(rng, -10, 15), knee=_u(rng, 0, 10) + kamp * max(0.0, -c),
+        p["legR"] = dict(flex=max(-amp * s + 3, LIMITS["hip_flex"][0]), abd=_u(rng, 0, 8), rot=_u(rng, -10, 15), knee=_u(rng, 0, 10) + kamp * max(0.0, -c),
                          foot_yaw=_u(rng, -12, 12))
         p["trunk"] = dict(twist=-0.3 * amp * s + _u(rng, -5, 5), bend=_u(rng, -3, 12), side=_u(rng, -5, 5))
         p["neck"] = dict(yaw=_u(rng, -30, 30), pitch=_u(rng, -10, 25), roll=_u(rng, -5, 5))
@@ -364,6 +364,14 @@ def _build_body(L: dict[str, float], g: dict[str, float], scale: float, head_sha
     )
 
 
+def _nose_forward(j: np.ndarray) -> float:
+    """Cosine between ``nose - neck`` and the body's forward axis ``left x up`` (left = LHip - RHip,
+    up = thorax - pelvis)."""
+    fwd = np.cross(j[_J["LHip"]] - j[_J["RHip"]], j[_J["thorax"]] - j[_J["pelvis"]])
+    d = j[_J["nose"]] - j[_J["neck"]]
+    return float(fwd @ d / (np.linalg.norm(fwd) * np.linalg.norm(d) + 1e-12))
+
+
 def sample_body(rng: np.random.Generator, activity: str | None = None) -> Body:
     """Draw a subject (bone lengths, girth), an activity and a pose; return the posed body standing on
     the floor (lowest point at z = 0) at a random floor position within +-0.4 m."""
@@ -395,6 +403,13 @@ def sample_body(rng: np.random.Generator, activity: str | None = None) -> Body:
             armL = _sample_arm(rng, None)
         if "R" in bad:
             armR = _sample_arm(rng, None)
+        body = _build_body(L, g, scale, head_shape, pose, armL, armR, R_glob)
+    # the face points forward of the body's frontal plane (forward = left x up; a real person's nose is
+    # in front in practically every pose, and label-free L/R selection relies on it): re-draw the neck
+    for _ in range(12):
+        if _nose_forward(body.joints) >= 0.1:
+            break
+        pose["neck"] = dict(yaw=_u(rng, -45, 45), pitch=_u(rng, -15, 35), roll=_u(rng, -10, 10))
         body = _build_body(L, g, scale, head_shape, pose, armL, armR, R_glob)
     pos = np.array([_u(rng, -400, 400), _u(rng, -400, 400), 0.0])
     body.translate(pos - np.array([0.0, 0.0, body.min_z()]))
@@ -466,23 +481,26 @@ def _in_front(cam: Camera, body: Body, min_depth: float = 100.0) -> bool:
 # ============================================================================ ray casting
 def _ray_grid(cam: Camera, A: np.ndarray, size: int, ss: int) -> tuple[np.ndarray, np.ndarray]:
     """Camera centre ``[3]`` and unit world ray directions ``[ss*S, ss*S, 3]`` through the sub-pixel
-    centres of the crop (crop pixel ``i`` spans ``[i - 0.5, i + 0.5]``)."""
-    g = (np.arange(ss * size) + 0.5) / ss - 0.5
-    M = np.linalg.inv(A @ cam.K)
-    W = cam.R.T @ M  # crop homogeneous px -> world direction
-    d = g[None, :, None] * W[:, 0] + g[:, None, None] * W[:, 1] + W[:, 2]
-    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    centres of the crop (crop pixel ``i`` spans ``[i - 0.5, i + 0.5]``), back-projected with ``(A K)^-1``."""
+    n = ss * size
+    g = (np.arange(n) + 0.5) / ss - 0.5
+    W = cam.R.T @ np.linalg.inv(A @ cam.K)  # crop homogeneous px -> world direction
+    d = np.empty((n, n, 3))
+    d[...] = W[:, 2]
+    d += g[None, :, None] * W[:, 0]
+    d += g[:, None, None] * W[:, 1]
+    d /= np.sqrt(np.einsum("ijk,ijk->ij", d, d))[..., None]
     return cam.center, d
 
 
 def _block(box: np.ndarray, size: int, ss: int) -> tuple[int, int, int, int] | None:
     """Sub-pixel index ranges ``(x0, x1, y0, y1)`` (end exclusive) covering a crop-px box."""
     n = ss * size
-    # sub-pixel k centre is at (k + 0.5)/ss - 0.5  ->  k = ss (x + 0.5) - 0.5
-    x0 = max(int(math.floor(ss * (box[0] + 0.5) - 0.5)) - 1, 0)
-    y0 = max(int(math.floor(ss * (box[1] + 0.5) - 0.5)) - 1, 0)
-    x1 = min(int(math.ceil(ss * (box[2] + 0.5) - 0.5)) + 2, n)
-    y1 = min(int(math.ceil(ss * (box[3] + 0.5) - 0.5)) + 2, n)
+    # sub-pixel k has its centre at (k + 0.5)/ss - 0.5, i.e. k = ss (x + 0.5) - 0.5
+    x0 = max(int(math.floor(ss * (box[0] + 0.5) - 0.5)), 0)
+    y0 = max(int(math.floor(ss * (box[1] + 0.5) - 0.5)), 0)
+    x1 = min(int(math.ceil(ss * (box[2] + 0.5) - 0.5)) + 1, n)
+    y1 = min(int(math.ceil(ss * (box[3] + 0.5) - 0.5)) + 1, n)
     if x1 <= x0 or y1 <= y0:
         return None
     return x0, x1, y0, y1
@@ -493,38 +511,53 @@ def _hit_capsule(o: np.ndarray, D: np.ndarray, a: np.ndarray, b: np.ndarray, r: 
     capsule ``(a, b, r)`` (cylinder + end spheres; Quilez's closed form)."""
     ba, oa = b - a, o - a
     baba, baoa, oaoa = ba @ ba, ba @ oa, oa @ oa
-    bard = D @ ba
-    rdoa = D @ oa
+    dots = D @ np.stack([ba, oa], axis=1)
+    bard, rdoa = dots[..., 0], dots[..., 1]
     k2 = np.maximum(baba - bard * bard, 1e-9)
     k1 = baba * rdoa - baoa * bard
     k0 = baba * oaoa - baoa * baoa - r * r * baba
     h = k1 * k1 - k2 * k0
     hit = h >= 0.0
-    sq = np.sqrt(np.where(hit, h, 0.0))
-    t = (-k1 - sq) / k2
+    if not hit.any():
+        return np.full(h.shape, np.inf)
+    t = (-k1 - np.sqrt(np.maximum(h, 0.0))) / k2
     y = baoa + t * bard
     side = hit & (y > 0.0) & (y < baba)
-    # end caps: sphere at a if y <= 0, else at b
+    # end caps: sphere at a if y <= 0, else at b (only where the infinite cylinder is hit)
     use_a = y <= 0.0
     bb = np.where(use_a, rdoa, rdoa - bard)
-    cc = np.where(use_a, oaoa, oaoa - 2 * baoa + baba) - r * r
+    cc = np.where(use_a, oaoa - r * r, oaoa - 2 * baoa + baba - r * r)
     h2 = bb * bb - cc
     cap = hit & ~side & (h2 >= 0.0)
-    tc = -bb - np.sqrt(np.where(cap, h2, 0.0))
+    tc = -bb - np.sqrt(np.maximum(h2, 0.0))
     return np.where(side, t, np.where(cap, tc, np.inf))
 
 
 def _hit_ellipsoid(o: np.ndarray, D: np.ndarray, c: np.ndarray, Rm: np.ndarray, s: np.ndarray) -> np.ndarray:
-    M = Rm / s  # columns scaled: local = M^T (x - c)  (unit-sphere coordinates)
+    """First-hit ray parameter (inf: miss) with the ellipsoid centre ``c``, axes ``Rm`` (columns),
+    semi-axes ``s`` (the ray mapped to unit-sphere coordinates; discriminant test)."""
+    M = Rm / s  # local unit-sphere coordinates = M^T (x - c)
     ol = (o - c) @ M
     Dl = D @ M
-    a = (Dl * Dl).sum(-1)
+    a = np.einsum("...k,...k->...", Dl, Dl)
     b = Dl @ ol
-    cc = ol @ ol - 1.0
-    h = b * b - a * cc
-    hit = h >= 0.0
-    t = (-b - np.sqrt(np.where(hit, h, 0.0))) / a
-    return np.where(hit, t, np.inf)
+    h = b * b - a * (ol @ ol - 1.0)
+    return np.where(h >= 0.0, (-b - np.sqrt(np.maximum(h, 0.0))) / a, np.inf)
+
+
+def primitive_boxes(body: Body, P: np.ndarray) -> np.ndarray:
+    """Exact image boxes ``[C + E, 4]`` (x0, y0, x1, y1) of every primitive (capsules, then
+    ellipsoids) under the pinhole projection ``P [3, 4]`` (all primitives in front of the camera)."""
+    qc, qe = _dual_quadrics(body)
+    bc = _extents(P, qc)  # [C, 2, 4]
+    bc = np.concatenate([bc[:, :, :2].min(1), bc[:, :, 2:].max(1)], axis=-1)
+    return np.concatenate([bc, _extents(P, qe)])
+
+
+def silhouette_box(body: Body, cam: Camera) -> np.ndarray:
+    """Exact image box ``(x0, y0, x1, y1)`` (px, continuous) of the body's silhouette in ``cam``."""
+    b = primitive_boxes(body, cam.P)
+    return np.array([b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()])
 
 
 @dataclass
@@ -577,46 +610,48 @@ def sample_appearance(rng: np.random.Generator, num_views: int) -> Appearance:
 
 
 def render_view(body: Body, cam: Camera, A: np.ndarray, size: int, app: Appearance | None = None,
-                view: int = 0, supersample: int = 2, rng: np.random.Generator | None = None
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+                view: int = 0, supersample: int = 2, rng: np.random.Generator | None = None,
+                boxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Ray-cast one crop: ``(mask [S,S] bool, image [S,S,3] uint8 or None when app is None)``.
 
     Rays go through the ``supersample x supersample`` sub-pixel centres of every crop pixel; the mask
-    is the sub-pixel hit fraction thresholded at 0.5, the image the sub-pixel colour average.
+    is the sub-pixel hit fraction thresholded at 0.5 (>= 0.5), the image the sub-pixel colour average.
+    Each primitive is only tested against the rays inside its exact projected box. ``boxes``: the
+    primitives' image boxes (:func:`primitive_boxes` with ``cam.P``), computed when None.
     """
     ss, S = supersample, size
     n = ss * S
     o, dirs = _ray_grid(cam, A, S, ss)
-    Pc = A @ cam.P
-    qc, qe = _dual_quadrics(body)
-    box_c = _extents(Pc, qc)  # [C, 2, 4]
-    box_c = np.concatenate([box_c[:, :, :2].min(1), box_c[:, :, 2:].max(1)], axis=-1)
-    box_e = _extents(Pc, qe)
+    if boxes is None:
+        boxes = primitive_boxes(body, cam.P)
+    # image px -> crop px (A is a scale + translation; apply it to both corners)
+    c0 = boxes[:, :2] * np.diag(A)[:2] + A[:2, 2]
+    c1 = boxes[:, 2:] * np.diag(A)[:2] + A[:2, 2]
+    cboxes = np.concatenate([np.minimum(c0, c1), np.maximum(c0, c1)], axis=1)
     zbuf = np.full((n, n), np.inf)
     pid = np.full((n, n), -1, np.int32)
     C = len(body.cap_r)
-    for i in range(C):
-        blk = _block(box_c[i], S, ss)
+    for k in range(C + len(body.ell_s)):
+        blk = _block(cboxes[k], S, ss)
         if blk is None:
             continue
         x0, x1, y0, y1 = blk
-        t = _hit_capsule(o, dirs[y0:y1, x0:x1], body.cap_a[i], body.cap_b[i], float(body.cap_r[i]))
+        D = dirs[y0:y1, x0:x1]
+        if k < C:
+            t = _hit_capsule(o, D, body.cap_a[k], body.cap_b[k], float(body.cap_r[k]))
+        else:
+            e = k - C
+            t = _hit_ellipsoid(o, D, body.ell_c[e], body.ell_R[e], body.ell_s[e])
         zb = zbuf[y0:y1, x0:x1]
         closer = t < zb
-        zb[closer] = t[closer]
-        pid[y0:y1, x0:x1][closer] = i
-    for e in range(len(body.ell_s)):
-        blk = _block(box_e[e], S, ss)
-        if blk is None:
-            continue
-        x0, x1, y0, y1 = blk
-        t = _hit_ellipsoid(o, dirs[y0:y1, x0:x1], body.ell_c[e], body.ell_R[e], body.ell_s[e])
-        zb = zbuf[y0:y1, x0:x1]
-        closer = t < zb
-        zb[closer] = t[closer]
-        pid[y0:y1, x0:x1][closer] = C + e
+        np.copyto(zb, t, where=closer)
+        np.copyto(pid[y0:y1, x0:x1], k, where=closer)
     hit = pid >= 0
-    mask = hit.reshape(S, ss, S, ss).mean(axis=(1, 3)) >= 0.5
+    cover = np.zeros((S, S), np.int32)
+    for dy in range(ss):
+        for dx in range(ss):
+            cover += hit[dy::ss, dx::ss]
+    mask = cover * 2 >= ss * ss
     if app is None:
         return mask, None
 
@@ -626,24 +661,21 @@ def render_view(body: Body, cam: Camera, A: np.ndarray, size: int, app: Appearan
     d = dirs[ys, xs]
     tt = zbuf[ys, xs]
     P = o + tt[:, None] * d
-    normal = np.zeros_like(P)
-    albedo = np.zeros_like(P)
+    normal = np.empty_like(P)
+    albedo = np.empty_like(P)
     is_cap = p_id < C
     if is_cap.any():
         ci = p_id[is_cap]
-        a, b = body.cap_a[ci], body.cap_b[ci]
-        ba = b - a
-        s_ = np.clip(((P[is_cap] - a) * ba).sum(-1) / (ba * ba).sum(-1), 0.0, 1.0)
-        normal[is_cap] = P[is_cap] - (a + s_[:, None] * ba)
-        parts = np.array([app.part_rgb[nm] for nm in body.cap_part])
-        albedo[is_cap] = parts[ci]
+        a, ba = body.cap_a[ci], body.cap_b[ci] - body.cap_a[ci]
+        pc = P[is_cap]
+        s_ = np.clip(np.einsum("nk,nk->n", pc - a, ba) / np.einsum("nk,nk->n", ba, ba), 0.0, 1.0)
+        normal[is_cap] = pc - (a + s_[:, None] * ba)
+        albedo[is_cap] = np.array([app.part_rgb[nm] for nm in body.cap_part])[ci]
     if (~is_cap).any():
         ei = p_id[~is_cap] - C
-        loc = np.einsum("nji,nj->ni", body.ell_R[ei], P[~is_cap] - body.ell_c[ei])  # local (fwd, left, up)
-        grad_l = loc / body.ell_s[ei] ** 2
-        normal[~is_cap] = np.einsum("nij,nj->ni", body.ell_R[ei], grad_l)
-        parts = np.array([app.part_rgb[nm] for nm in body.ell_part])
-        alb = parts[ei]
+        loc = np.einsum("nji,nj->ni", body.ell_R[ei], P[~is_cap] - body.ell_c[ei])  # (forward, left, up)
+        normal[~is_cap] = np.einsum("nij,nj->ni", body.ell_R[ei], loc / body.ell_s[ei] ** 2)
+        alb = np.array([app.part_rgb[nm] for nm in body.ell_part])[ei]
         is_head = np.array([nm == "head" for nm in body.ell_part])[ei]
         if is_head.any():
             u = loc[is_head] / body.ell_s[ei[is_head]]  # unit-sphere coordinates in the head frame
@@ -652,25 +684,29 @@ def render_view(body: Body, cam: Camera, A: np.ndarray, size: int, app: Appearan
             alb_h[hair] = app.hair
             alb[is_head] = alb_h
         albedo[~is_cap] = alb
-    normal /= np.linalg.norm(normal, axis=-1, keepdims=True) + 1e-12
+    normal /= np.sqrt(np.einsum("nk,nk->n", normal, normal))[:, None] + 1e-12
     lam = np.clip(normal @ app.light, 0.0, 1.0)
-    head = np.clip(-(normal * d).sum(-1), 0.0, 1.0)
+    head = np.clip(-np.einsum("nk,nk->n", normal, d), 0.0, 1.0)
     tmin, tmax = tt.min(), tt.max()
     depth = 1.0 - 0.25 * (tt - tmin) / max(tmax - tmin, 1.0)
-    shade = (0.22 + 0.5 * lam + 0.33 * head) * depth
-    col = albedo * shade[:, None]
+    col = albedo * ((0.22 + 0.5 * lam + 0.33 * head) * depth)[:, None]
 
-    c0, c1, gdir, noise = app.backgrounds[view % len(app.backgrounds)]
+    bc0, bc1, gdir, noise = app.backgrounds[view % len(app.backgrounds)]
     if gdir is None:
-        bg = np.broadcast_to(c0, (n, n, 3)).copy()
+        bg = np.empty((n, n, 3))
+        bg[...] = bc0
     else:
         g = np.arange(n) / (n - 1) - 0.5
         ramp = np.clip(0.5 + gdir[0] * g[None, :] + gdir[1] * g[:, None], 0, 1)[..., None]
-        bg = c0 * (1 - ramp) + c1 * ramp
+        bg = bc0 * (1 - ramp) + bc1 * ramp
     bg[ys, xs] = col
-    img = bg.reshape(S, ss, S, ss, 3).mean(axis=(1, 3))
+    img = np.zeros((S, S, 3))
+    for dy in range(ss):
+        for dx in range(ss):
+            img += bg[dy::ss, dx::ss]
+    img /= ss * ss
     if noise > 0 and rng is not None:
-        img = img + rng.normal(0.0, noise, img.shape)
+        img += rng.normal(0.0, noise, img.shape)
     return mask, np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -700,16 +736,6 @@ class SyntheticSample:
                 for v in range(len(self.K))]
 
 
-def silhouette_box(body: Body, cam: Camera) -> np.ndarray:
-    """Exact image box ``(x0, y0, x1, y1)`` (px, continuous) of the body's silhouette in ``cam``."""
-    qc, qe = _dual_quadrics(body)
-    P = cam.P
-    bc = _extents(P, qc).reshape(-1, 4)
-    be = _extents(P, qe)
-    b = np.concatenate([bc, be])
-    return np.array([b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()])
-
-
 def generate_sample(index: int, *, seed: int = 0, split: str = "train", num_views: int = 4, size: int = 64,
                     supersample: int = 2, weights: bool = True, images: bool = True) -> SyntheticSample:
     """Generate sample ``index`` of ``split`` deterministically from ``(seed, split, index)``."""
@@ -730,11 +756,13 @@ def generate_sample(index: int, *, seed: int = 0, split: str = "train", num_view
         if not _in_front(cam, body):  # cannot happen with these cameras; kept for safety
             A[v] = np.eye(3)
             continue
-        box = silhouette_box(body, cam)
+        boxes = primitive_boxes(body, cam.P)
+        box = np.array([boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()])
         centre = ((box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0)
         side = max(box[2] - box[0], box[3] - box[1]) * CROP_MARGIN
         A[v] = crop_affine(centre, side, S)
-        m, img = render_view(body, cam, A[v], S, app if images else None, view=v, supersample=supersample, rng=render_rng)
+        m, img = render_view(body, cam, A[v], S, app if images else None, view=v, supersample=supersample,
+                             rng=render_rng, boxes=boxes)
         masks[v] = m
         if img is not None:
             imgs[v] = img
@@ -752,8 +780,19 @@ def generate_sample(index: int, *, seed: int = 0, split: str = "train", num_view
 
 # ============================================================================ datasets
 def _generate_job(args: tuple) -> SyntheticSample:
-    index, seed, split, V, S = args
-    return generate_sample(index, seed=seed, split=split, num_views=V, size=S)
+    index, seed, split, V, S, root, sample_id, image_ext = args
+    s = generate_sample(index, seed=seed, split=split, num_views=V, size=S)
+    if root is not None:  # write the pixel files here (in the worker) and send back only the record
+        from .folder import write_sample_files
+
+        write_sample_files(root, sample_id, s.images, s.masks, s.weights, image_ext=image_ext)
+        s.images = s.masks = s.weights = None  # type: ignore[assignment]
+    return s
+
+
+def sample_id(index: int, width: int = 6) -> str:
+    """Dataset id of synthetic sample ``index`` (zero-padded)."""
+    return f"{index:0{width}d}"
 
 
 def default_workers() -> int:
@@ -764,13 +803,20 @@ def default_workers() -> int:
 
 
 def iter_samples(num_samples: int, *, seed: int = 0, split: str = "train", num_views: int = 4, size: int = 64,
-                 workers: int | None = None, start: int = 0):
+                 workers: int | None = None, start: int = 0, write_to: str | os.PathLike | None = None,
+                 image_ext: str = ".png"):
     """Yield :class:`SyntheticSample` ``start .. start + num_samples - 1`` in order, generated by a pool of
-    ``workers`` processes (default: the number of usable CPUs; 1 = in this process)."""
+    ``workers`` processes (default: the number of usable CPUs; 1 = in this process).
+
+    With ``write_to``, each worker writes its sample's frame / mask / weight files into that dataset
+    folder itself (ids :func:`sample_id`) and the yielded samples carry no pixel arrays."""
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    jobs = [(start + i, seed, split, num_views, size) for i in range(num_samples)]
+    width = max(6, len(str(start + num_samples - 1)))
+    root = None if write_to is None else str(write_to)
+    jobs = [(start + i, seed, split, num_views, size, root, sample_id(start + i, width), image_ext)
+            for i in range(num_samples)]
     if workers == 1 or num_samples <= 1:
         for j in jobs:
             yield _generate_job(j)
@@ -814,10 +860,9 @@ def generate_dataset(out: str | os.PathLike, num_samples: int, *, num_views: int
     )
     with writer:
         for k, s in enumerate(iter_samples(num_samples, seed=seed, split=split, num_views=num_views, size=size,
-                                           workers=workers)):
-            writer.add(f"{s.index:0{width}d}", images=s.images, masks=s.masks, K=s.K, R=s.R, t=s.t, A=s.A,
-                       dist=s.dist, valid=s.valid, weights=s.weights, joints3d=s.joints3d,
-                       activity=s.activity, scale=float(s.scale), girth=float(s.girth))
+                                           workers=workers, write_to=writer.root, image_ext=writer.image_ext)):
+            writer.add_record(sample_id(s.index, width), K=s.K, R=s.R, t=s.t, A=s.A, dist=s.dist, valid=s.valid,
+                              joints3d=s.joints3d, activity=s.activity, scale=float(s.scale), girth=float(s.girth))
             if progress is not None:
                 progress(k + 1)
     dt = time.perf_counter() - t0
@@ -827,5 +872,6 @@ def generate_dataset(out: str | os.PathLike, num_samples: int, *, num_views: int
 __all__ = [
     "ACTIVITIES", "ARM_MODES", "BONE_MEANS_MM", "LIMITS", "Body", "SyntheticSample", "Appearance",
     "sample_rng", "sample_body", "sample_cameras", "sample_appearance", "render_view", "silhouette_box",
-    "generate_sample", "iter_samples", "generate_dataset", "default_workers",
+    "primitive_boxes",
+    "generate_sample", "iter_samples", "generate_dataset", "default_workers", "sample_id",
 ]

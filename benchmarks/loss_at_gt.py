@@ -1,0 +1,160 @@
+"""Is the ground truth a minimum of the loss? Fit 3D joints directly (no network) from GT.
+
+For each loss variant, optimise the 3D joints of N synthetic test samples, started at their GT,
+against the 4-view masks (Adam, lr 5 mm -> 0.5 mm cosine, 100 iterations, 64 px, as in
+research/pilot2.md) and report how far the fit drifts: MPJPE / P-MPJPE (mm) between the fitted
+and the GT pose, and the loss at GT vs at the end (end < GT means GT is not the minimum).
+
+    python benchmarks/loss_at_gt.py --samples 60 --json docs/results/loss_at_gt.json
+
+The synthetic bodies' bone proportions vary per bone independently of the prior's template
+(generator: per-bone factor U(0.92, 1.08)), so the proportion prior is not told the answer.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from maskpose import losses as L
+from maskpose import metrics as M
+from maskpose import multiview as mv
+from maskpose.geometry import project_P
+from maskpose.render import render_segments, skeleton_mask
+from maskpose.skeleton import H36M18
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    renderer: str               # "paper" | "capsule_bones" | "capsule"
+    merge: str = "max"          # paper preset
+    clip: bool = True           # paper preset clip M > 0.1
+    priors: bool = False        # proportion (0.3) + symmetry (0.1)
+    geodesic: bool = True
+    learned_radii: bool = False  # shared log-radii learned (free) + per-sample girth
+    centres: bool = False        # derive pelvis / thorax as midpoints
+
+
+VARIANTS = [
+    Variant("paper_max (authors)", "paper", "max"),
+    Variant("paper_sum (paper)", "paper", "sum"),
+    Variant("paper_max + priors", "paper", "max", priors=True),
+    Variant("capsule bones", "capsule_bones"),
+    Variant("capsule + extremities", "capsule"),
+    Variant("capsule + ext + learned radii", "capsule", learned_radii=True),
+    Variant("capsule + ext + priors, no geodesic", "capsule", priors=True, geodesic=False, centres=True),
+    Variant("default: capsule + ext + priors + geodesic", "capsule", priors=True, centres=True),
+    Variant("default + learned radii", "capsule", priors=True, centres=True, learned_radii=True),
+]
+
+
+def load(root: Path, n: int):
+    from maskpose.data.folder import MaskPoseDataset
+
+    ds = MaskPoseDataset(root, with_gt=True, preload=True)
+    n = min(n, len(ds))
+    items = [ds[i] for i in range(n)]
+    st = lambda k: torch.stack([it[k] for it in items])  # noqa: E731
+    return st("masks"), st("weights"), st("crop_cameras").double(), st("valid"), st("gt_joints3d").double()
+
+
+def fit(v: Variant, gt: torch.Tensor, masks, weights, P, valid, iters=100, lr=5.0):
+    js = H36M18
+    S = masks.shape[-1]
+    B, V = masks.shape[:2]
+    X = gt.clone().float().requires_grad_(True)
+    segs = js.select_segments() if v.renderer == "capsule" else tuple(
+        s for s in js.body_segments if s.name in {b.name for b in js.bones})
+    radii0 = torch.tensor([s.radius_mm for s in segs])
+    log_r = torch.zeros(len(segs), requires_grad=v.learned_radii)
+    log_g = torch.zeros(B, requires_grad=v.learned_radii)
+    params = [X] + ([log_r, log_g] if v.learned_radii else [])
+    opt = torch.optim.Adam([{"params": [X], "lr": lr}] + ([{"params": [log_r, log_g], "lr": 0.01}] if v.learned_radii else []))
+    G = L.normalized_weights(weights.float()) if v.geodesic else None
+    Pf = P.float()
+    vd = valid.float()[..., None, None, None]
+    cfg = L.LossConfig()
+    wa, wb = js.segment_matrices(segs)
+
+    def loss_fn(Xc):
+        if v.renderer == "paper":
+            x2d = project_P(Xc[:, None], Pf)
+            m = skeleton_mask(x2d.reshape(B * V, 18, 2), S, w=0.003, merge=v.merge, joint_set=js).reshape(B, V, 1, S, S)
+            l = L.weighted_l2(m * vd, masks * vd, G, clip=0.1 if v.clip else None) * V
+        else:
+            a, b, r = L.project_segments(Xc, Pf, wa, wb, radii0 * torch.exp(log_r), torch.exp(0.3 * torch.tanh(log_g)))
+            m = render_segments(a.reshape(B * V, -1, 2), b.reshape(B * V, -1, 2), r.reshape(B * V, -1), S,
+                                profile="capsule", merge="soft_union", tau=cfg.tau_px).reshape(B, V, 1, S, S)
+            l = L.weighted_l2(m * vd, masks * vd, G) * V
+        if v.priors:
+            l = l + 0.3 * L.proportion_prior(Xc, js) + 0.1 * L.symmetry_prior(Xc, js)
+        return l
+
+    with torch.no_grad():
+        Xg = mv.derive_centres(gt.float(), js) if v.centres else gt.float()
+        loss_gt = float(loss_fn(Xg))
+    for it in range(iters):
+        for g in opt.param_groups[:1]:
+            g["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * it / iters)))
+        Xc = mv.derive_centres(X, js) if v.centres else X
+        loss = loss_fn(Xc) * B  # per-sample problems are independent: undo the batch mean
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        Xc = mv.derive_centres(X, js) if v.centres else X
+        loss_end = float(loss_fn(Xc))
+    return Xc.detach().double(), loss_gt, loss_end
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--samples", type=int, default=60)
+    ap.add_argument("--data", type=Path, default=Path("/tmp/maskpose_loss_at_gt"))
+    ap.add_argument("--iters", type=int, default=100)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--only", type=str, default="", help="substring filter on variant names")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not (args.data / "meta.json").exists():
+        from maskpose.data.synthetic import generate_dataset
+        print(f"generating {args.samples} test samples in {args.data}")
+        generate_dataset(args.data, num_samples=args.samples, num_views=4, size=64, seed=0, split="test")
+    masks, weights, P, valid, gt = load(args.data, args.samples)
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"{len(gt)} samples, 4 views, 64 px, {args.iters} Adam iterations from GT (lr 5 -> 0.5 mm)\n")
+    rows = []
+    hdr = f"{'variant':<46}{'MPJPE':>8}{'P-MPJPE':>9}{'loss@GT':>10}{'loss@end':>10}{'s':>6}"
+    print(hdr)
+    print("-" * len(hdr))
+    for v in VARIANTS:
+        if args.only and args.only not in v.name:
+            continue
+        t0 = time.time()
+        X, lg, le = fit(v, gt, masks, weights, P, valid, args.iters)
+        ref = mv.derive_centres(gt, H36M18) if v.centres else gt
+        row = {"variant": v.name, "mpjpe": M.mpjpe(X, gt), "p_mpjpe": M.p_mpjpe(X, gt),
+               "mpjpe_vs_centred_gt": M.mpjpe(X, ref), "loss_at_gt": lg, "loss_at_end": le,
+               "seconds": time.time() - t0, "config": v.__dict__}
+        rows.append(row)
+        print(f"{v.name:<46}{row['mpjpe']:>8.1f}{row['p_mpjpe']:>9.1f}{lg:>10.4f}{le:>10.4f}{row['seconds']:>6.0f}", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"samples": len(gt), "iters": args.iters, "rows": rows,
+                                         "machine": platform.platform(), "torch": torch.__version__}, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
