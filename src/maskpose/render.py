@@ -95,19 +95,22 @@ def pixel_coords(size: int, *, dtype: torch.dtype = torch.float32, device=None) 
     return torch.linspace(-1.0, 1.0, size, dtype=dtype, device=device)
 
 
-def _sq_dist(rx, ry, vx, vy):
+def _sq_dist(rx, ry, vx, vy, den=None):
     """Squared point-to-segment distance with the authors' clamping.
 
-    ``r = p - a`` (pixel minus start point), ``v = b - a`` (segment vector); any broadcastable
-    shapes. Returns ``(d2, c, tu, t, ex, ey)``: ``c = r . v``, ``tu = c / (|v|^2 + 1e-8)``,
-    ``t = clamp(tu, 0, 1)``, ``e = r - t v`` (pixel minus closest point), ``d2 = |e|^2``.
+    ``r = p - a`` (pixel minus start point), ``v = b - a`` (segment vector), optional
+    ``den = |v|^2 + 1e-8``; any broadcastable shapes. Returns ``(d2, c, tu, t, ex, ey)``:
+    ``c = r . v``, ``tu = c / den``, ``t = clamp(tu, 0, 1)``, ``e = r - t v`` (pixel minus closest
+    point), ``d2 = |e|^2``.
     """
-    c = rx * vx + ry * vy
-    tu = c / (vx * vx + vy * vy + _DEN_EPS)
+    if den is None:
+        den = vx * vx + vy * vy + _DEN_EPS
+    c = torch.addcmul(rx * vx, ry, vy)
+    tu = c / den
     t = tu.clamp(0.0, 1.0)
-    ex = rx - t * vx
-    ey = ry - t * vy
-    return ex * ex + ey * ey, c, tu, t, ex, ey
+    ex = torch.addcmul(rx, t, vx, value=-1.0)
+    ey = torch.addcmul(ry, t, vy, value=-1.0)
+    return torch.addcmul(ex * ex, ey, ey), c, tu, t, ex, ey
 
 
 def _safe_sqrt(d2: torch.Tensor) -> torch.Tensor:
@@ -115,11 +118,16 @@ def _safe_sqrt(d2: torch.Tensor) -> torch.Tensor:
     return d2.clamp_min(_D2_FLOOR).sqrt()
 
 
+def _capsule_logit(d2, width, tau_n: float):
+    """Capsule logit ``s = (width - d) / tau_n`` (``B = sigmoid(s)``)."""
+    return (width - _safe_sqrt(d2)) / tau_n
+
+
 def _profile(d2, width, profile: str, tau_n: float):
     """Profile value ``B`` from the squared distance (see the module docstring)."""
     if profile == "gaussian":
         return torch.exp(-d2 / width)
-    return torch.sigmoid((width - _safe_sqrt(d2)) / tau_n)
+    return torch.sigmoid(_capsule_logit(d2, width, tau_n))
 
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -131,7 +139,7 @@ def _log_complement(d2, width, profile: str, tau_n: float):
     """``log(1 - B)``, finite everywhere (gaussian: ``d^2 / width`` floored at the dtype's tiny)."""
     if profile == "gaussian":
         return _log1mexp((d2 / width).clamp_min(torch.finfo(d2.dtype).tiny))
-    return -F.softplus((width - _safe_sqrt(d2)) / tau_n)
+    return -F.softplus(_capsule_logit(d2, width, tau_n))
 
 
 def segment_reach(width: torch.Tensor, profile: str, tau_n: float) -> torch.Tensor:
@@ -263,10 +271,11 @@ def render_segments_dense(a: torch.Tensor, b: torch.Tensor, width, size: int, *,
 
 # ============================================================================ fast path
 class _Tiling:
-    """Square tiles of side ``tile`` over an ``S x S`` image padded to ``n * tile``.
+    """Square tiles of side ``tile`` over an ``S x S`` image padded to ``n * tile`` pixels.
 
-    The canvas is stored tile-major: row ``b * n^2 + ty * n + tx`` holds tile ``(ty, tx)`` of image
-    ``b`` as ``tile * tile`` pixels in row-major order.
+    The canvas is stored tile-major, ``[B * n^2, tile^2]``: row ``b * n^2 + ty * n + tx`` holds tile
+    ``(ty, tx)`` of image ``b`` with its pixels in row-major order. ``xtab[k]`` / ``ytab[k]``
+    (``[n, tile^2]``) are the x / y coordinates of the pixels of a tile in column / row ``k``.
     """
 
     def __init__(self, size: int, tile: int, dtype, device):
@@ -277,10 +286,11 @@ class _Tiling:
         h = 2.0 / (size - 1)
         xs = pixel_coords(size, dtype=dtype, device=device)
         if self.pad > size:  # coordinates of padding pixels (their gradient is always zero)
-            extra = 1.0 + h * torch.arange(1, self.pad - size + 1, dtype=dtype, device=device)
-            xs = torch.cat([xs, extra])
-        self.coords = xs.view(self.n, tile)  # [n, tile]: coordinates of the pixels of each tile column/row
-        self.centres = self.coords.mean(dim=1)  # [n]
+            xs = torch.cat([xs, 1.0 + h * torch.arange(1, self.pad - size + 1, dtype=dtype, device=device)])
+        coords = xs.view(self.n, tile)
+        self.centres = coords.mean(dim=1)  # [n]
+        self.xtab = coords[:, None, :].expand(self.n, tile, tile).reshape(self.n, self.npix)
+        self.ytab = coords[:, :, None].expand(self.n, tile, tile).reshape(self.n, self.npix)
         self.half_diag = (tile - 1) * 0.5 * h * math.sqrt(2.0) * (1.0 + 1e-6)
 
     def to_image(self, canvas: torch.Tensor, batch: int) -> torch.Tensor:
@@ -297,41 +307,46 @@ class _Tiling:
         return img.view(batch, n, t, n, t).permute(0, 1, 3, 2, 4).reshape(batch * n * n, t * t)
 
 
-def _cull(a, b, width, tiling: _Tiling, profile: str, tau_n: float):
-    """Kept (image, segment, tile) triples, as long tensors ``row, seg, ty, tx`` of length ``T``.
+class _Triples:
+    """The kept (image, segment, tile) triples and their segments' parameters.
 
-    ``row = b * n^2 + ty * n + tx`` is the canvas row, ``seg = b * E + e`` the flat segment index.
-    Triples are sorted by (image, segment, tile).
+    ``row [T]``: canvas row ``b * n^2 + ty * n + tx``; ``seg [T]``: flat segment ``b * E + e``;
+    ``ty, tx [T]``: tile; ``ax, ay, vx, vy, w, den [T, 1]``: start point, segment vector ``b - a``,
+    width and ``|v|^2 + 1e-8``. Triples are sorted by (image, segment, tile). A triple is kept when
+    the distance from its tile centre to the segment is below the segment's reach plus the tile's
+    half diagonal (one vectorised test over all ``B x E x n^2``).
     """
-    bsz, nseg = a.shape[:2]
-    n = tiling.n
-    cy, cx = tiling.centres.view(1, 1, n, 1), tiling.centres.view(1, 1, 1, n)
-    ax, ay = a[..., 0, None, None], a[..., 1, None, None]
-    vx, vy = b[..., 0, None, None] - ax, b[..., 1, None, None] - ay
-    d2 = _sq_dist(cx - ax, cy - ay, vx, vy)[0]  # [B, E, n, n]
-    lim = segment_reach(width, profile, tau_n) + tiling.half_diag
-    keep = d2 < (lim * lim)[..., None, None]
-    ib, ie, ty, tx = keep.nonzero(as_tuple=True)
-    return (ib * n + ty) * n + tx, ib * nseg + ie, ty, tx
+
+    def __init__(self, a, b, width, tiling: _Tiling, profile: str, tau_n: float):
+        bsz, nseg = a.shape[:2]
+        n = tiling.n
+        ax, ay = a[..., 0], a[..., 1]
+        vx, vy = b[..., 0] - ax, b[..., 1] - ay
+        den = vx * vx + vy * vy + _DEN_EPS
+        cy, cx = tiling.centres.view(1, 1, n, 1), tiling.centres.view(1, 1, 1, n)
+        e4 = (..., None, None)
+        d2 = _sq_dist(cx - ax[e4], cy - ay[e4], vx[e4], vy[e4], den[e4])[0]  # [B, E, n, n]
+        lim = segment_reach(width, profile, tau_n) + tiling.half_diag
+        ib, ie, self.ty, self.tx = (d2 < (lim * lim)[e4]).nonzero(as_tuple=True)
+        self.row = (ib * n + self.ty) * n + self.tx
+        self.seg = ib * nseg + ie
+        params = torch.stack([ax, ay, vx, vy, width, den], dim=-1).view(bsz * nseg, 6)[self.seg]
+        self.ax, self.ay, self.vx, self.vy, self.w, self.den = params.split(1, dim=1)
+
+    def __len__(self) -> int:
+        return self.row.numel()
 
 
 class _Chunk:
-    """Geometry of a chunk of ``C`` triples on their ``tile x tile`` pixels.
+    """Geometry of the triples ``sl`` on their tiles' pixels: ``rx, ry`` (pixel minus start point)
+    and ``d2, c, tu, t, ex, ey`` of :func:`_sq_dist`, all ``[C, tile^2]``; per-triple parameters
+    ``vx, vy, w, den`` ``[C, 1]``."""
 
-    Per triple ``[C, 1, 1]``: ``vx, vy`` (segment vector), ``den = |v|^2 + 1e-8``, ``w`` (width);
-    ``rx [C, 1, t]``, ``ry [C, t, 1]`` (pixel minus start point, broadcast over the tile); per pixel
-    ``[C, t, t]``: ``c``, ``tu``, ``t``, ``ex``, ``ey`` and ``d2`` as in :func:`_sq_dist`.
-    """
-
-    def __init__(self, a_flat, b_flat, w_flat, seg, ty, tx, tiling: _Tiling):
-        ax, ay = a_flat[seg, 0].view(-1, 1, 1), a_flat[seg, 1].view(-1, 1, 1)
-        self.vx = b_flat[seg, 0].view(-1, 1, 1) - ax
-        self.vy = b_flat[seg, 1].view(-1, 1, 1) - ay
-        self.w = w_flat[seg].view(-1, 1, 1)
-        self.rx = tiling.coords[tx].unsqueeze(1) - ax  # [C, 1, t]
-        self.ry = tiling.coords[ty].unsqueeze(2) - ay  # [C, t, 1]
-        self.d2, self.c, self.tu, self.t, self.ex, self.ey = _sq_dist(self.rx, self.ry, self.vx, self.vy)
-        self.den = self.vx * self.vx + self.vy * self.vy + _DEN_EPS
+    def __init__(self, tr: _Triples, sl: slice, tiling: _Tiling):
+        self.vx, self.vy, self.w, self.den = tr.vx[sl], tr.vy[sl], tr.w[sl], tr.den[sl]
+        self.rx = tiling.xtab.index_select(0, tr.tx[sl]).sub_(tr.ax[sl])
+        self.ry = tiling.ytab.index_select(0, tr.ty[sl]).sub_(tr.ay[sl])
+        self.d2, self.c, self.tu, self.t, self.ex, self.ey = _sq_dist(self.rx, self.ry, self.vx, self.vy, self.den)
 
 
 def _chunks(num: int, per: int):
@@ -339,129 +354,124 @@ def _chunks(num: int, per: int):
         yield slice(start, min(start + per, num))
 
 
-def _amax_(canvas, rows, val):
-    with warnings.catch_warnings():  # index_reduce_ is "beta" since torch 1.13; semantics are plain
+def _index_reduce_(canvas, rows, val, how):
+    with warnings.catch_warnings():  # index_reduce_ is "beta" since torch 1.13; its semantics are plain
         warnings.simplefilter("ignore", UserWarning)
-        canvas.index_reduce_(0, rows, val, "amax", include_self=True)
-
-
-def _amin_(canvas, rows, val):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        canvas.index_reduce_(0, rows, val, "amin", include_self=True)
+        canvas.index_reduce_(0, rows, val, how, include_self=True)
 
 
 def _geometry_grads(g: _Chunk, u: torch.Tensor):
-    """Chain ``u = dL/d(d^2)`` per pixel ``[C, t, t]`` through the point-to-segment distance.
+    """Chain ``u = dL/d(d^2)`` per pixel ``[C, P]`` through the point-to-segment distance.
 
-    Returns ``(grad_a, grad_b)``, each ``[C, 2]`` (summed over the chunk's pixels), exactly what
-    autograd gives for :func:`_sq_dist`: ``d^2 = |r - t v|^2``, ``t = clamp(r.v / (|v|^2 + eps), 0, 1)``,
-    ``r = p - a``, ``v = b - a``. Where the clamp is inactive, ``d(d^2)/dt = -2 e.v = -2 eps c / den``
-    (``e.v = c - t |v|^2`` exactly); it matters for short segments.
+    Returns ``(grad_a, grad_b)``, each ``[C, 2]`` (summed over the chunk's pixels): what autograd
+    gives for :func:`_sq_dist` with ``d^2 = |r - t v|^2``, ``t = clamp(r.v / den, 0, 1)``,
+    ``r = p - a``, ``v = b - a``, ``den = |v|^2 + eps``. Where the clamp passes the gradient
+    (``0 <= tu <= 1``, i.e. ``t == tu``), ``d(d^2)/dt = -2 e.v = -2 eps c / den``: tiny, but it
+    matters for short segments.
     """
     ux, uy = u * g.ex, u * g.ey
-    sux, suy = ux.sum(dim=(1, 2)), uy.sum(dim=(1, 2))
-    sutx, suty = (ux * g.t).sum(dim=(1, 2)), (uy * g.t).sum(dim=(1, 2))
-    # terms through t (torch.clamp passes the gradient where 0 <= tu <= 1, i.e. where t == tu)
-    q = torch.where(g.t == g.tu, u * g.c, 0.0)
-    sq = q.sum(dim=(1, 2))
-    sqc = (q * g.c).sum(dim=(1, 2))
-    sqrx = (q.sum(dim=1) * g.rx[:, 0, :]).sum(dim=1)
-    sqry = (q.sum(dim=2) * g.ry[:, :, 0]).sum(dim=1)
-    vx, vy, den = g.vx.view(-1), g.vy.view(-1), g.den.view(-1)
-    e1 = _DEN_EPS / (den * den)
-    grx = 2.0 * sux - 2.0 * e1 * vx * sq
-    gry = 2.0 * suy - 2.0 * e1 * vy * sq
-    gvx = -2.0 * sutx - 2.0 * e1 * sqrx + 4.0 * e1 / den * vx * sqc
-    gvy = -2.0 * suty - 2.0 * e1 * sqry + 4.0 * e1 / den * vy * sqc
-    gv = torch.stack([gvx, gvy], dim=1)
-    return -torch.stack([grx, gry], dim=1) - gv, gv
+    sux, suy = ux.sum(dim=1, keepdim=True), uy.sum(dim=1, keepdim=True)
+    sutx, suty = (ux * g.t).sum(dim=1, keepdim=True), (uy * g.t).sum(dim=1, keepdim=True)
+    q = u * g.c * (g.t == g.tu)
+    sq = q.sum(dim=1, keepdim=True)
+    sqc = (q * g.c).sum(dim=1, keepdim=True)
+    sqrx = (q * g.rx).sum(dim=1, keepdim=True)
+    sqry = (q * g.ry).sum(dim=1, keepdim=True)
+    e1 = _DEN_EPS / (g.den * g.den)
+    grx = 2.0 * (sux - e1 * g.vx * sq)
+    gry = 2.0 * (suy - e1 * g.vy * sq)
+    gvx = 2.0 * (-sutx - e1 * sqrx + 2.0 * e1 / g.den * g.vx * sqc)
+    gvy = 2.0 * (-suty - e1 * sqry + 2.0 * e1 / g.den * g.vy * sqc)
+    gv = torch.cat([gvx, gvy], dim=1)
+    return -torch.cat([grx, gry], dim=1) - gv, gv
 
 
 class _RenderSegmentsFn(torch.autograd.Function):
     """Tiled, culled segment rendering with an analytic backward (see the module docstring).
 
     Saves the inputs, the triple list, the merge canvas and, per kept pixel, the profile value and
-    ``d^2`` (``2 T tile^2`` floats) so that backward recomputes only the cheap geometry.
+    ``d^2`` (``2 T tile^2`` numbers) so that backward recomputes only the cheap geometry.
     """
 
     @staticmethod
     def forward(ctx, a, b, width, size, profile, merge, tau_n, tile, chunk):
         bsz = a.shape[0]
         tiling = _Tiling(size, tile, a.dtype, a.device)
-        a_flat, b_flat, w_flat = a.reshape(-1, 2), b.reshape(-1, 2), width.reshape(-1)
-        row, seg, ty, tx = _cull(a, b, width, tiling, profile, tau_n)
-        num, per = row.numel(), max(1, chunk // tiling.npix)
+        tr = _Triples(a, b, width, tiling, profile, tau_n)
+        num, per = len(tr), max(1, chunk // tiling.npix)
         save = any(ctx.needs_input_grad[:3])
         vals = a.new_empty(num, tiling.npix) if save else None
         d2s = a.new_empty(num, tiling.npix) if save else None
         canvas = a.new_zeros(bsz * tiling.n * tiling.n, tiling.npix)
         for sl in _chunks(num, per):
-            g = _Chunk(a_flat, b_flat, w_flat, seg[sl], ty[sl], tx[sl], tiling)
+            g, rows = _Chunk(tr, sl, tiling), tr.row[sl]
+            logc = None
             if profile == "capsule":
-                s = (g.w - _safe_sqrt(g.d2)) / tau_n
-                val = torch.sigmoid(s).flatten(1)
-                logc = -F.softplus(s).flatten(1) if merge == "soft_union" else None
+                s = _capsule_logit(g.d2, g.w, tau_n)
+                val = torch.sigmoid(s)
+                if merge == "soft_union":
+                    logc = -F.softplus(s)
             else:
-                val = _profile(g.d2, g.w, profile, tau_n).flatten(1)
-                logc = _log_complement(g.d2, g.w, profile, tau_n).flatten(1) if merge == "soft_union" else None
+                val = _profile(g.d2, g.w, profile, tau_n)
+                if merge == "soft_union":
+                    logc = _log_complement(g.d2, g.w, profile, tau_n)
             if save:
-                vals[sl] = val
-                d2s[sl] = g.d2.flatten(1)
+                vals[sl], d2s[sl] = val, g.d2
             if merge == "soft_union":
-                canvas.index_add_(0, row[sl], logc)
+                canvas.index_add_(0, rows, logc)
             elif merge == "sum":
-                canvas.index_add_(0, row[sl], val)
+                canvas.index_add_(0, rows, val)
             else:
-                _amax_(canvas, row[sl], val)
+                _index_reduce_(canvas, rows, val, "amax")
         out = -torch.expm1(canvas) if merge == "soft_union" else canvas
-        ctx.save_for_backward(a, b, width, row, seg, ty, tx, None if merge == "sum" else canvas, vals, d2s)
-        ctx.cfg = (size, profile, merge, tau_n, tile, per)
+        ctx.save_for_backward(a, b, width, None if merge == "sum" else canvas, vals, d2s)
+        ctx.triples, ctx.tiling = tr, tiling
+        ctx.cfg = (profile, merge, tau_n, per)
         return tiling.to_image(out, bsz)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        a, b, width, row, seg, ty, tx, canvas, vals, d2s = ctx.saved_tensors
-        size, profile, merge, tau_n, tile, per = ctx.cfg
-        tiling = _Tiling(size, tile, a.dtype, a.device)
-        a_flat, b_flat, w_flat = a.reshape(-1, 2), b.reshape(-1, 2), width.reshape(-1)
+        a, b, width, canvas, vals, d2s = ctx.saved_tensors
+        tr, tiling = ctx.triples, ctx.tiling
+        profile, merge, tau_n, per = ctx.cfg
+        num = len(tr)
         grad_rows = tiling.to_canvas(grad_out.to(a.dtype))
-        num = row.numel()
-        ga, gb, gw = a.new_zeros(a_flat.shape), a.new_zeros(a_flat.shape), a.new_zeros(w_flat.shape)
-        if merge == "max":  # index of the first triple attaining each pixel's maximum (num if none)
-            winner = torch.full(canvas.shape, num, dtype=torch.long, device=a.device)
+        ga, gb = a.new_zeros(a.shape[0] * a.shape[1], 2), a.new_zeros(a.shape[0] * a.shape[1], 2)
+        gw = a.new_zeros(a.shape[0] * a.shape[1])
+        if merge == "max":
+            # the first triple attaining each pixel's maximum: amax of (num - id) over the hits
+            first = torch.zeros(canvas.shape, dtype=torch.long, device=a.device)
             for sl in _chunks(num, per):
-                ids = torch.arange(sl.start, sl.stop, device=a.device).view(-1, 1)
-                hit = vals[sl] == canvas.index_select(0, row[sl])
-                _amin_(winner, row[sl], torch.where(hit, ids, num))
+                rev = num - torch.arange(sl.start, sl.stop, device=a.device).view(-1, 1)
+                hit = vals[sl] == canvas.index_select(0, tr.row[sl])
+                _index_reduce_(first, tr.row[sl], hit * rev, "amax")
+        elif merge == "soft_union":
+            prod = torch.exp(canvas)  # prod_k (1 - B_k) per pixel
         for sl in _chunks(num, per):
-            rows = row[sl]
-            g = _Chunk(a_flat, b_flat, w_flat, seg[sl], ty[sl], tx[sl], tiling)
-            shape = g.t.shape
-            val, d2 = vals[sl].view(shape), d2s[sl].view(shape)
-            up = grad_rows.index_select(0, rows).view(shape)  # dL/d(merged mask) at each pixel
+            g, rows = _Chunk(tr, sl, tiling), tr.row[sl]
+            val, d2 = vals[sl], d2s[sl]
+            up = grad_rows.index_select(0, rows)  # dL/d(merged mask) at each pixel
             if merge == "max":
-                ids = torch.arange(sl.start, sl.stop, device=a.device).view(-1, 1, 1)
-                up = torch.where(winner.index_select(0, rows).view(shape) == ids, up, 0.0)
+                rev = num - torch.arange(sl.start, sl.stop, device=a.device).view(-1, 1)
+                up = up * (first.index_select(0, rows) == rev)
             if profile == "gaussian":  # B = exp(-d2 / w)
-                if merge == "soft_union":  # d out / d B_e = prod_{k != e} (1 - B_k) = exp(L - log(1 - B_e))
-                    up = up * torch.exp(canvas.index_select(0, rows).view(shape)
-                                        - _log_complement(d2, g.w, profile, tau_n))
+                if merge == "soft_union":  # d out / d B_e = prod_{k != e} (1 - B_k) = prod / (1 - B_e)
+                    up = up * torch.exp(canvas.index_select(0, rows) - _log_complement(d2, g.w, profile, tau_n))
                 gval = up * val  # dL/dB * B
                 u = gval / -g.w  # dL/d(d2)
-                gwid = (gval * d2).sum(dim=(1, 2)) / g.w.view(-1) ** 2
+                gwid = (gval * d2).sum(dim=1) / (g.w.view(-1) ** 2)
             else:  # B = sigmoid(s), s = (w - sqrt(d2)) / tau_n
-                if merge == "soft_union":  # d out / d s_e = exp(L) sigmoid(s_e): stable in log space
-                    gs = up * torch.exp(canvas.index_select(0, rows).view(shape)) * val
+                if merge == "soft_union":  # d out / d s_e = prod * sigmoid(s_e): stable in log space
+                    gs = up * prod.index_select(0, rows) * val
                 else:
                     gs = up * (val * (1.0 - val))
-                gwid = gs.sum(dim=(1, 2)) / tau_n
-                u = torch.where(d2 >= _D2_FLOOR, gs / (-2.0 * tau_n * _safe_sqrt(d2)), 0.0)
+                gwid = gs.sum(dim=1) / tau_n
+                u = gs / (-2.0 * tau_n * _safe_sqrt(d2)) * (d2 >= _D2_FLOOR)  # dL/d(d2); 0 where sqrt is floored
             da, db = _geometry_grads(g, u)
-            ga.index_add_(0, seg[sl], da)
-            gb.index_add_(0, seg[sl], db)
-            gw.index_add_(0, seg[sl], gwid)
+            ga.index_add_(0, tr.seg[sl], da)
+            gb.index_add_(0, tr.seg[sl], db)
+            gw.index_add_(0, tr.seg[sl], gwid)
         return (ga.view_as(a), gb.view_as(b), gw.view_as(width) if ctx.needs_input_grad[2] else None,
                 None, None, None, None, None, None)
 

@@ -516,7 +516,7 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None) -> dict:
             print(f"TensorBoard disabled ({type(e).__name__}: {e})")
     if evaluate_fn is None and cfg.data.test:
         from .evaluate import evaluate_during_training as evaluate_fn  # noqa: N813
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank + step)
+    gen = torch.Generator()
     t0 = time.time()
     elapsed_before = float(history[-1]["minutes"]) * 60 if history else 0.0
     bar = None
@@ -531,6 +531,8 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None) -> dict:
             break
         for g in optimizer.param_groups:
             g["lr"] = lr_at(step, cfg.optim)
+        # batch indices depend only on (seed, rank, step): a resumed run draws the same batches
+        gen.manual_seed(((cfg.seed * 1_000_003 + step) * 1009 + rank) % (2 ** 63))
         idx = torch.randint(0, len(data), (cfg.optim.batch_size,), generator=gen)
         batch = data.batch(idx, device)
         total, terms, outputs = compute_losses(model, batch, cfg, joint_set, step, shape_prior)

@@ -1,0 +1,152 @@
+"""Training loop: learning on tiny data, labels never reach training, checkpoints and resume, DDP."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from maskpose import metrics as M
+from maskpose.config import ConfigError
+from maskpose.data.synthetic import generate_dataset
+from maskpose.train import (TensorBatches, TrainConfig, build_model, compute_losses, load_checkpoint, load_model,
+                            predict_dataset, train)
+from maskpose.skeleton import H36M18
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    generate_dataset(root / "train", 24, num_views=4, size=32, seed=3, split="train", workers=1)
+    generate_dataset(root / "test", 8, num_views=4, size=32, seed=3, split="test", workers=1)
+    return root
+
+
+def tiny_cfg(root: Path, out: Path, **optim) -> TrainConfig:
+    cfg = TrainConfig(device="cpu")
+    o = dict(steps=40, batch_size=4, lr=2e-3, warmup=5)
+    o.update(optim)
+    return replace(cfg, data=replace(cfg.data, train=str(root / "train"), test=""),
+                   model=replace(cfg.model, width=16, head_width=32),
+                   optim=replace(cfg.optim, **o),
+                   log=replace(cfg.log, out=str(out), tensorboard=False, progress=False, eval_every=0, ckpt_every=10))
+
+
+def test_loss_falls_and_pose_error_falls(tiny, tmp_path):
+    cfg = tiny_cfg(tiny, tmp_path / "run", steps=60)
+    torch.manual_seed(0)
+    model0 = build_model(cfg)
+    gt = np.load(tiny / "train" / "gt" / "joints3d.npy")
+    before = predict_dataset(model0, tiny / "train", cfg, torch.device("cpu"))["joints3d"]
+    data = TensorBatches(cfg.data.train, cfg.model.input)
+    b = data.batch(torch.arange(len(data)), torch.device("cpu"))
+    with torch.no_grad():
+        loss0 = float(compute_losses(model0, b, cfg, H36M18, 10_000)[0])
+    summary = train(cfg)
+    model, _, _ = load_model(summary["checkpoint"])
+    after = predict_dataset(model, tiny / "train", cfg, torch.device("cpu"))["joints3d"]
+    with torch.no_grad():
+        loss1 = float(compute_losses(model, b, cfg, H36M18, 10_000)[0])
+    assert loss1 < 0.8 * loss0
+    # the pose error of the trained detector falls below that of the untrained one
+    e0 = M.p_mpjpe(before, gt, flip_aware=True)
+    e1 = M.p_mpjpe(after, gt, flip_aware=True)
+    assert e1 < e0 - 5.0, (e0, e1)
+
+
+def test_ground_truth_never_reaches_training(tiny, tmp_path):
+    """Poison the GT with NaN: one train step gives bit-identical weights."""
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(tiny / "train", poisoned)
+    gt = np.load(poisoned / "gt" / "joints3d.npy")
+    np.save(poisoned / "gt" / "joints3d.npy", np.full_like(gt, np.nan))
+    data = TensorBatches(poisoned, "mask")
+    assert not any("gt" in k for k in vars(data))
+    outs = []
+    for root in (tiny / "train", poisoned):
+        cfg = tiny_cfg(root.parent if root.name == "train" else tmp_path, tmp_path / f"run_{root.name}", steps=2)
+        cfg = replace(cfg, data=replace(cfg.data, train=str(root)))
+        torch.manual_seed(0)
+        s = train(cfg)
+        outs.append(load_checkpoint(s["checkpoint"])["model"])
+    for k in outs[0]:
+        assert torch.equal(outs[0][k], outs[1][k]), k
+
+
+def test_resume_equals_uninterrupted(tiny, tmp_path):
+    full = tiny_cfg(tiny, tmp_path / "full", steps=8)
+    torch.manual_seed(0)
+    train(full)
+    part = tiny_cfg(tiny, tmp_path / "part", steps=4)
+    torch.manual_seed(0)
+    train(part)
+    resumed = replace(part, optim=replace(part.optim, steps=8))
+    s = train(resumed, resume=True)
+    assert s["step"] == 8
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "part" / "checkpoint.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_killed_run_resumes_from_its_checkpoint(tiny, tmp_path):
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "maskpose", "train", str(Path(__file__).parents[1] / "src/maskpose/configs/synthetic.yaml"),
+            f"data.train={tiny / 'train'}", "data.test=", f"log.out={out}", "log.ckpt_every=2", "log.tensorboard=false",
+            "log.progress=false", "optim.steps=10000", "optim.batch_size=2", "model.width=8", "model.head_width=16",
+            "device=cpu"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = out / "checkpoint.pt"
+    t0 = time.time()
+    while not ckpt.exists() and time.time() - t0 < 120 and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), proc.stderr.read().decode()[-2000:]
+    step = load_checkpoint(ckpt)["step"]
+    assert step >= 2 and not list(out.glob("*.tmp*"))  # only complete checkpoints are ever visible
+    r = subprocess.run(args[:-6] + ["optim.steps=" + str(step + 2), "optim.batch_size=2", "model.width=8",
+                                    "model.head_width=16", "device=cpu", "--resume"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"resumed from {ckpt} at step {step}" in r.stdout + r.stderr
+    assert load_checkpoint(ckpt)["step"] == step + 2
+
+
+def test_checkpoint_of_another_joint_set_is_refused(tiny, tmp_path):
+    cfg = tiny_cfg(tiny, tmp_path / "js", steps=1)
+    s = train(cfg)
+    with pytest.raises(ValueError, match="joint set 'h36m18'.*'h36m17'"):
+        load_model(s["checkpoint"], joint_set="h36m17")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_checkpoint(bad)
+
+
+def test_unwritable_output_dir_is_a_clear_error(tiny, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    cfg = tiny_cfg(tiny, f / "sub", steps=1)
+    with pytest.raises((ConfigError, OSError)):
+        train(cfg)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
+def test_ddp_two_cpu_processes(tiny, tmp_path):
+    out = tmp_path / "ddp"
+    cfg_path = Path(__file__).parents[1] / "src/maskpose/configs/synthetic.yaml"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "maskpose",
+           "train", str(cfg_path), f"data.train={tiny / 'train'}", "data.test=", f"log.out={out}", "optim.steps=3",
+           "optim.batch_size=2", "model.width=8", "model.head_width=16", "log.tensorboard=false", "log.progress=false",
+           "device=cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 3
