@@ -19,9 +19,15 @@ after one warm-up call (which is the memory call). Before the memory call the wo
 call at 16 px so that library code pages touched on first use (which also count in RSS) are not
 charged to the configuration. ``(cpu x)`` is the speed ratio in process CPU time.
 
+The fast path runs ~60 small tensor operations per chunk of ~1e5 pixel evaluations. On a machine
+whose cores are also busy with other processes, every multi-threaded operation waits for a
+descheduled thread, which hurts many small operations far more than the dense path's few big ones
+(seen here: 20 ms -> 1 s for the fast path at 64 px with 2 threads while another process used a
+core). Measure on an idle machine, or with ``--threads 1``, and compare the ``(cpu x)`` column.
+
 Usage::
 
-    python benchmarks/render.py                 # full table (~2-4 minutes on 2 cores)
+    python benchmarks/render.py                 # full table (~1-2 minutes on an idle 2-core machine)
     python benchmarks/render.py --threads 1 --sizes 64 128 --capsule-sizes 64
 """
 from __future__ import annotations

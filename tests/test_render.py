@@ -203,10 +203,11 @@ def test_no_segments_and_no_grad():
     assert out.shape == (2, 1, 8, 8) and float(out.detach().abs().max()) == 0.0
     out.sum().backward()
     assert a.grad.shape == (2, 0, 2)
-    a, b, w = _random_segments("capsule")
+    a, b, w = (x.requires_grad_() for x in _random_segments("capsule"))
     with torch.no_grad():
-        torch.testing.assert_close(R.render_segments(a, b, w, 20, profile="capsule"),
-                                   R.render_segments_dense(a, b, w, 20, profile="capsule"), atol=1e-6, rtol=0)
+        out = R.render_segments(a, b, w, 20, profile="capsule")
+        assert out.grad_fn is None
+        torch.testing.assert_close(out, R.render_segments_dense(a, b, w, 20, profile="capsule"), atol=1e-6, rtol=0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

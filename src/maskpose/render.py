@@ -7,8 +7,9 @@ pixel-wise into one ``[B, 1, S, S]`` mask. This module has two implementations w
   tensors), the formula written plainly, gradients by autograd;
 * :func:`render_segments` -- the fast path: a custom :class:`torch.autograd.Function` that
   evaluates each segment only on the image tiles within its *reach* and has an analytic backward.
-  It equals the dense reference to 1e-5 in values and gradients (``tests/test_render.py``) and is
-  ~10-40x faster with ~10-60x less memory at 64-256 px (``benchmarks/render.py``).
+  It equals the dense reference to 1e-5 in values and gradients (``tests/test_render.py``); for
+  fwd + bwd at B = 32 it is ~4-6x faster at 64 px, ~25x at 128 px and ~45x at 256 px, with
+  9-19x less peak memory (2-core CPU, ``benchmarks/render.py``).
 
 On top of them: :func:`skeleton_mask` (the authors' skeleton mask: the joint set's kinematic bones
 plus fill links, Gaussian lines merged by ``max``) and :func:`gaussian_joint_mask` (the paper's
@@ -39,11 +40,14 @@ The ``S x S`` image is split into square tiles (8 px by default). A segment's pr
 ``width + ln(1/TRUNCATION) tau_n``), so an (image, tile, segment) triple is kept only when the
 distance from the tile centre to the segment is below reach + the tile's half diagonal (one
 vectorised test over all ``B x E x tiles``). The profile is evaluated on the kept triples' pixels
-(``[T, tile, tile]``, in chunks that fit the cache) and merged into a tiled canvas with ``index_add``
-(sum; soft union in log space) or ``index_reduce(amax)`` (max). Backward saves only the inputs, the
-triple list and the canvas, recomputes each chunk and reduces the analytic gradient w.r.t. ``a``,
-``b`` and ``width`` into ``[B, E]`` with ``index_add``. For ``max`` the gradient of a pixel goes to
-the segment attaining its maximum (lowest segment index on exact ties, as ``torch.max``). The
+(``[T, tile^2]``, in chunks of ~1e5 values that stay in cache) and merged into a tile-major canvas
+with ``index_add`` (sum; soft union as a sum of ``log(1 - B)``) or ``index_reduce(amax)`` (max).
+For backward it saves the inputs, the triple list, the canvas and the profile value and ``d^2`` of
+each kept pixel (``2 T tile^2`` numbers, ~10 % of one dense ``B x E x S^2`` tensor at 128 px);
+backward recomputes the cheap geometry chunk by chunk and reduces the analytic gradient w.r.t.
+``a``, ``b`` and ``width`` into ``[B, E]`` with ``index_add``. No ``B x E x S^2`` tensor is ever
+built. For ``max`` the gradient of a pixel goes to the segment attaining its maximum (lowest
+segment index on exact ties, as ``torch.max``). The
 truncation makes the fast values differ from the dense ones by < 1e-7 per segment and pixel (1e-7
 rather than 1e-6 so that gradients, which sum the truncated tails over many pixels, also agree to
 better than 1e-5 relative; it costs ~8 % more pixels).
@@ -52,7 +56,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -196,8 +200,7 @@ def _check_segments(a, b, width, size, profile, merge, tau):
     if not width.is_floating_point():
         width = width.to(a.dtype)
     try:
-        torch.broadcast_shapes(tuple(width.shape), (bsz, nseg))
-        if width.dim() > 2:
+        if width.dim() > 2 or torch.broadcast_shapes(tuple(width.shape), (bsz, nseg)) != (bsz, nseg):
             raise RuntimeError
     except RuntimeError:
         raise ValueError(f"width: shape {list(width.shape)} is not broadcastable to [B, E] = [{bsz}, {nseg}]") from None
@@ -394,12 +397,11 @@ class _RenderSegmentsFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a, b, width, size, profile, merge, tau_n, tile, chunk):
+    def forward(ctx, a, b, width, size, profile, merge, tau_n, tile, chunk, save):
         bsz = a.shape[0]
         tiling = _Tiling(size, tile, a.dtype, a.device)
         tr = _Triples(a, b, width, tiling, profile, tau_n)
         num, per = len(tr), max(1, chunk // tiling.npix)
-        save = any(ctx.needs_input_grad[:3])
         vals = a.new_empty(num, tiling.npix) if save else None
         d2s = a.new_empty(num, tiling.npix) if save else None
         canvas = a.new_zeros(bsz * tiling.n * tiling.n, tiling.npix)
@@ -441,9 +443,9 @@ class _RenderSegmentsFn(torch.autograd.Function):
         gw = a.new_zeros(a.shape[0] * a.shape[1])
         if merge == "max":
             # the first triple attaining each pixel's maximum: amax of (num - id) over the hits
-            first = torch.zeros(canvas.shape, dtype=torch.long, device=a.device)
+            first = torch.zeros(canvas.shape, dtype=torch.int32, device=a.device)
             for sl in _chunks(num, per):
-                rev = num - torch.arange(sl.start, sl.stop, device=a.device).view(-1, 1)
+                rev = num - torch.arange(sl.start, sl.stop, dtype=torch.int32, device=a.device).view(-1, 1)
                 hit = vals[sl] == canvas.index_select(0, tr.row[sl])
                 _index_reduce_(first, tr.row[sl], hit * rev, "amax")
         elif merge == "soft_union":
@@ -453,7 +455,7 @@ class _RenderSegmentsFn(torch.autograd.Function):
             val, d2 = vals[sl], d2s[sl]
             up = grad_rows.index_select(0, rows)  # dL/d(merged mask) at each pixel
             if merge == "max":
-                rev = num - torch.arange(sl.start, sl.stop, device=a.device).view(-1, 1)
+                rev = num - torch.arange(sl.start, sl.stop, dtype=torch.int32, device=a.device).view(-1, 1)
                 up = up * (first.index_select(0, rows) == rev)
             if profile == "gaussian":  # B = exp(-d2 / w)
                 if merge == "soft_union":  # d out / d B_e = prod_{k != e} (1 - B_k) = prod / (1 - B_e)
@@ -473,7 +475,7 @@ class _RenderSegmentsFn(torch.autograd.Function):
             gb.index_add_(0, tr.seg[sl], db)
             gw.index_add_(0, tr.seg[sl], gwid)
         return (ga.view_as(a), gb.view_as(b), gw.view_as(width) if ctx.needs_input_grad[2] else None,
-                None, None, None, None, None, None)
+                None, None, None, None, None, None, None)
 
 
 def render_segments(a: torch.Tensor, b: torch.Tensor, width, size: int, *, profile: str = "gaussian",
@@ -512,9 +514,9 @@ def render_segments(a: torch.Tensor, b: torch.Tensor, width, size: int, *, profi
 
     Example:
         >>> a = torch.tensor([[[-0.5, 0.0]]]); b = torch.tensor([[[0.5, 0.0]]])
-        >>> m = render_segments(a, b, 0.003, 64)
-        >>> m.shape, float(m.max())
-        (torch.Size([1, 1, 64, 64]), 1.0)
+        >>> m = render_segments(a, b, 0.003, 65)  # pixel row 32 is y = 0: on the segment
+        >>> m.shape, float(m[0, 0, 32, 32]), round(float(m[0, 0, 34, 32]), 3)  # 2 px = 0.0625 away
+        (torch.Size([1, 1, 65, 65]), 1.0, 0.272)
     """
     a, b, width, size, tau_n = _check_segments(a, b, width, size, profile, merge, tau)
     tile = _DEFAULT_TILE if tile is None else int(tile)
@@ -524,7 +526,8 @@ def render_segments(a: torch.Tensor, b: torch.Tensor, width, size: int, *, profi
         raise ValueError(f"chunk: expected an int >= 1, got {chunk!r}")
     if a.shape[1] == 0 or a.shape[0] == 0:
         return _empty(a, b, width, size)
-    return _RenderSegmentsFn.apply(a, b, width, size, profile, merge, tau_n, tile, int(chunk))
+    save = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad or width.requires_grad)
+    return _RenderSegmentsFn.apply(a, b, width, size, profile, merge, tau_n, tile, int(chunk), save)
 
 
 # ============================================================================ skeleton masks
