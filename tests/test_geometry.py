@@ -174,3 +174,18 @@ def test_camera_dict_round_trip():
     cam2 = G.Camera.from_dict(cam.to_dict())
     X = random_points(rng, 5)
     np.testing.assert_allclose(cam.project(X), cam2.project(X))
+
+
+def test_triangulate_normal_equations_method():
+    rng = np.random.default_rng(9)
+    cams = ring_cameras(4, rng)
+    X = random_points(rng, 3 * 18).reshape(3, 18, 3)
+    P = torch.tensor(np.stack([c.P for c in cams]))
+    x2d = torch.stack([G.project_P(torch.tensor(X), P[v]) for v in range(4)], dim=1)
+    np.testing.assert_allclose(G.triangulate(x2d, P, method="normal").numpy(), X, atol=1e-5)
+    noisy = x2d + torch.tensor(rng.normal(0, 1.0, x2d.shape))
+    a = G.triangulate(noisy, P, method="normal")
+    b = G.triangulate(noisy, P)
+    assert (a - b).norm(dim=-1).max() < 2.0  # mm: same solution up to the algebraic weighting
+    with pytest.raises(ValueError, match="method"):
+        G.triangulate(x2d, P, method="magic")

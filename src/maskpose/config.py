@@ -129,7 +129,7 @@ def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
             raise ConfigError(f"override {item!r}: expected key=value")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw)
+            value = "" if raw.strip() == "" else yaml.safe_load(raw)
         except yaml.YAMLError as e:
             raise ConfigError(f"override {item!r}: cannot parse value: {e}") from None
         node = data

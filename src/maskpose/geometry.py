@@ -214,7 +214,8 @@ def crop_projection(camera: Camera, A: Array, size: int, normalized: bool = True
 
 
 # ---------------------------------------------------------------------------- triangulation
-def triangulate(points2d: torch.Tensor, projections: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+def triangulate(points2d: torch.Tensor, projections: torch.Tensor, weights: torch.Tensor | None = None,
+                method: str = "svd") -> torch.Tensor:
     """Batched, weighted N-view DLT.
 
     For every joint, each view contributes the two rows ``w (x P_3 - P_1)`` and ``w (y P_3 - P_2)``;
@@ -226,6 +227,10 @@ def triangulate(points2d: torch.Tensor, projections: torch.Tensor, weights: torc
         projections: ``[..., V, 3, 4]`` projection matrices (broadcast over the leading dims).
         weights: ``[..., V, J]`` non-negative confidences (None: all 1). Each joint needs positive
             weight in at least 2 views.
+        method: ``"svd"`` (homogeneous DLT, as OpenCV) or ``"normal"``: the inhomogeneous least
+            squares ``A[:, :3] X = -A[:, 3]`` solved by 3x3 normal equations in closed form (fully
+            vectorised, several times faster; the same point for exact data, slightly different
+            algebraic weighting with noise). Used for the many no-grad candidates of L/R matching.
     Returns:
         ``[..., J, 3]`` points, differentiable w.r.t. points, projections and weights.
     """
@@ -252,10 +257,27 @@ def triangulate(points2d: torch.Tensor, projections: torch.Tensor, weights: torc
         rows_x, rows_y = rows_x * w, rows_y * w
     A = torch.cat([rows_x, rows_y], dim=-3)  # [..., 2V, J, 4]
     A = A.movedim(-2, -3)  # [..., J, 2V, 4]
+    if method == "normal":
+        M = A[..., :3].transpose(-1, -2) @ A[..., :3]  # [..., J, 3, 3]
+        rhs = -(A[..., :3].transpose(-1, -2) @ A[..., 3:4])[..., 0]
+        return _solve3(M, rhs).to(dtype)
+    if method != "svd":
+        raise ValueError(f"triangulate: method must be 'svd' or 'normal', got {method!r}")
     _, _, Vh = torch.linalg.svd(A, full_matrices=False)
     X = Vh[..., -1, :]  # right singular vector of the smallest singular value
     out = X[..., :3] / X[..., 3:4]
     return out.to(dtype)
+
+
+def _solve3(M: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Solve ``M [..., 3, 3] x = b [..., 3]`` by the adjugate (closed form, vectorised)."""
+    c0 = torch.linalg.cross(M[..., 1, :], M[..., 2, :], dim=-1)
+    c1 = torch.linalg.cross(M[..., 2, :], M[..., 0, :], dim=-1)
+    c2 = torch.linalg.cross(M[..., 0, :], M[..., 1, :], dim=-1)
+    det = (M[..., 0, :] * c0).sum(-1, keepdim=True)
+    adj = torch.stack([c0, c1, c2], dim=-1)  # inverse = adj / det
+    det = torch.where(det.abs() < 1e-300, torch.full_like(det, 1e-300), det)
+    return (adj @ b[..., None])[..., 0] / det
 
 
 def reprojection_error(points3d: torch.Tensor, points2d: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:

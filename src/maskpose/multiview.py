@@ -70,7 +70,7 @@ def match_views(joints2d: torch.Tensor, projections: torch.Tensor, joint_set: Jo
     if weights is not None:
         wc = weights[:, None].expand(B, P, *weights.shape[1:])
         w = apply_view_swaps(wc[..., None], pats[None].expand(B, P, V), joint_set)[..., 0]
-    X = triangulate(cand, Pm, w)  # [B, P, J, 3]
+    X = triangulate(cand, Pm, w, method="normal")  # [B, P, J, 3]
     err = (project_P(X[:, :, None], Pm) - cand).norm(dim=-1)  # [B, P, V, J]
     if w is not None:
         err = (err * w).sum((-1, -2)) / w.sum((-1, -2)).clamp_min(1e-8)
