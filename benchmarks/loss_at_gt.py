@@ -42,6 +42,10 @@ class Variant:
     geodesic: bool = True
     learned_radii: bool = False  # shared log-radii learned (free) + per-sample girth
     centres: bool = False        # derive pelvis / thorax as midpoints
+    feet: bool = False           # forward foot capsules (the training default)
+    fill: bool = True            # the 8 torso/hip fill links
+    prop: float = 0.3
+    sym: float = 0.1
 
 
 VARIANTS = [
@@ -52,8 +56,17 @@ VARIANTS = [
     Variant("capsule + extremities", "capsule"),
     Variant("capsule + ext + learned radii", "capsule", learned_radii=True),
     Variant("capsule + ext + priors, no geodesic", "capsule", priors=True, geodesic=False, centres=True),
-    Variant("default: capsule + ext + priors + geodesic", "capsule", priors=True, centres=True),
-    Variant("default + learned radii", "capsule", priors=True, centres=True, learned_radii=True),
+    Variant("capsule + ext + priors + geodesic", "capsule", priors=True, centres=True),
+    Variant("capsule + ext + priors + geodesic + learned radii", "capsule", priors=True, centres=True, learned_radii=True),
+    Variant("capsule + ext + feet + priors, no geodesic", "capsule", priors=True, geodesic=False, centres=True, feet=True),
+    Variant("capsule + ext + feet + priors + geodesic", "capsule", priors=True, centres=True, feet=True),
+    Variant("+ feet + priors(prop 1) + geodesic", "capsule", priors=True, centres=True, feet=True, prop=1.0),
+    Variant("+ feet + priors(prop 1), no geodesic", "capsule", priors=True, geodesic=False, centres=True, feet=True, prop=1.0),
+    Variant("+ feet + priors(prop 3, sym 0.3) + geodesic", "capsule", priors=True, centres=True, feet=True, prop=3.0, sym=0.3),
+    Variant("no fill + feet + priors + geodesic", "capsule", priors=True, centres=True, feet=True, fill=False),
+    Variant("no fill + feet + priors(prop 1) + geodesic", "capsule", priors=True, centres=True, feet=True, fill=False, prop=1.0),
+    Variant("no fill + feet + priors(prop 1), no geodesic", "capsule", priors=True, geodesic=False, centres=True, feet=True, fill=False, prop=1.0),
+    Variant("shipped default: no fill + feet + priors, no geodesic", "capsule", priors=True, geodesic=False, centres=True, feet=True, fill=False),
 ]
 
 
@@ -74,6 +87,8 @@ def fit(v: Variant, gt: torch.Tensor, masks, weights, P, valid, iters=100, lr=5.
     X = gt.clone().float().requires_grad_(True)
     segs = js.select_segments() if v.renderer == "capsule" else tuple(
         s for s in js.body_segments if s.name in {b.name for b in js.bones})
+    if not v.fill:
+        segs = tuple(s for s in segs if not s.name.startswith("fill-"))
     radii0 = torch.tensor([s.radius_mm for s in segs])
     log_r = torch.zeros(len(segs), requires_grad=v.learned_radii)
     log_g = torch.zeros(B, requires_grad=v.learned_radii)
@@ -91,12 +106,11 @@ def fit(v: Variant, gt: torch.Tensor, masks, weights, P, valid, iters=100, lr=5.
             m = skeleton_mask(x2d.reshape(B * V, 18, 2), S, w=0.003, merge=v.merge, joint_set=js).reshape(B, V, 1, S, S)
             l = L.weighted_l2(m * vd, masks * vd, G, clip=0.1 if v.clip else None) * V
         else:
-            a, b, r = L.project_segments(Xc, Pf, wa, wb, radii0 * torch.exp(log_r), torch.exp(0.3 * torch.tanh(log_g)))
-            m = render_segments(a.reshape(B * V, -1, 2), b.reshape(B * V, -1, 2), r.reshape(B * V, -1), S,
-                                profile="capsule", merge="soft_union", tau=cfg.tau_px).reshape(B, V, 1, S, S)
+            m = L.render_body(Xc, Pf, js, S, replace(cfg, feet=v.feet, fill=True), torch.exp(0.3 * torch.tanh(log_g)), segs,
+                              radii0 * torch.exp(log_r))
             l = L.weighted_l2(m * vd, masks * vd, G) * V
         if v.priors:
-            l = l + 0.3 * L.proportion_prior(Xc, js) + 0.1 * L.symmetry_prior(Xc, js)
+            l = l + v.prop * L.proportion_prior(Xc, js) + v.sym * L.symmetry_prior(Xc, js)
         return l
 
     with torch.no_grad():

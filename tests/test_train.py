@@ -38,26 +38,39 @@ def tiny_cfg(root: Path, out: Path, **optim) -> TrainConfig:
                    log=replace(cfg.log, out=str(out), tensorboard=False, progress=False, eval_every=0, ckpt_every=10))
 
 
+def flip_aware_2d_error(pred2d: np.ndarray, gt2d: np.ndarray) -> float:
+    """Mean per-view 2D joint error (normalised units), per view the better of the labelling and its mirror."""
+    perm = H36M18.flip_permutation()
+    e = np.linalg.norm(pred2d - gt2d, axis=-1).mean(-1)
+    ef = np.linalg.norm(pred2d[..., perm, :] - gt2d, axis=-1).mean(-1)
+    return float(np.minimum(e, ef).mean())
+
+
 def test_loss_falls_and_pose_error_falls(tiny, tmp_path):
-    cfg = tiny_cfg(tiny, tmp_path / "run", steps=60)
+    """A few dozen steps on tiny data: the training loss falls and the 2D pose error of the
+    per-view predictions falls below that of the untrained detector (GT read only here)."""
+    from maskpose.data.folder import MaskPoseDataset
+
+    root = tmp_path / "tiny64"
+    generate_dataset(root / "train", 8, num_views=4, size=64, seed=5, split="train", workers=1)
+    cfg = tiny_cfg(root, tmp_path / "run", steps=100, lr=1e-3, batch_size=8)
     torch.manual_seed(0)
     model0 = build_model(cfg)
-    gt = np.load(tiny / "train" / "gt" / "joints3d.npy")
-    before = predict_dataset(model0, tiny / "train", cfg, torch.device("cpu"))["joints3d"]
+    gt2d = MaskPoseDataset(root / "train", with_gt=True).gt_joints2d
+    before = predict_dataset(model0, root / "train", cfg, torch.device("cpu"))
     data = TensorBatches(cfg.data.train, cfg.model.input)
     b = data.batch(torch.arange(len(data)), torch.device("cpu"))
     with torch.no_grad():
         loss0 = float(compute_losses(model0, b, cfg, H36M18, 10_000)[0])
     summary = train(cfg)
     model, _, _ = load_model(summary["checkpoint"])
-    after = predict_dataset(model, tiny / "train", cfg, torch.device("cpu"))["joints3d"]
+    after = predict_dataset(model, root / "train", cfg, torch.device("cpu"))
     with torch.no_grad():
         loss1 = float(compute_losses(model, b, cfg, H36M18, 10_000)[0])
-    assert loss1 < 0.8 * loss0
-    # the pose error of the trained detector falls below that of the untrained one
-    e0 = M.p_mpjpe(before, gt, flip_aware=True)
-    e1 = M.p_mpjpe(after, gt, flip_aware=True)
-    assert e1 < e0 - 5.0, (e0, e1)
+    assert loss1 < 0.8 * loss0, (loss0, loss1)
+    e0 = flip_aware_2d_error(before["raw2d"], gt2d)
+    e1 = flip_aware_2d_error(after["raw2d"], gt2d)
+    assert e1 < 0.97 * e0, (e0, e1)
 
 
 def test_ground_truth_never_reaches_training(tiny, tmp_path):

@@ -34,7 +34,7 @@ def load_ground_truth(root: str | os.PathLike) -> dict:
     ds = MaskPoseDataset(root, with_gt=True, preload=False)
     act = ds.fields.get("activity")
     return {"joints3d": np.asarray(ds.gt_joints3d, dtype=np.float64),
-            "joints2d": np.asarray(ds._gt2d, dtype=np.float64),
+            "joints2d": np.asarray(ds.gt_joints2d, dtype=np.float64),
             "activity": None if act is None else np.asarray(act).astype(str), "ids": list(ds.ids)}
 
 

@@ -40,7 +40,8 @@ class LossConfig:
     geodesic: bool = True               # weight the mask L2 by the geodesic map G
     geodesic_squared: bool = False      # G inside the square (paper Eq. 9) instead of linear (authors' code)
     tau_px: float = 0.5                 # capsule edge softness (px)
-    feet: bool = False                  # reserved: forward foot capsules (not in the default segment set)
+    fill: bool = False                  # draw the 8 torso/hip fill links (raise the drift at GT: benchmarks/loss_at_gt.py)
+    feet: bool = True                   # forward foot capsules (ankle - 50 .. + 160 mm along body forward, r 40)
     paper_width: float = 0.003          # paper preset: exp(-d^2 / w) in normalised units (arms w/2)
     paper_merge: Literal["max", "sum"] = "max"
     paper_clip: float = 0.1
@@ -119,12 +120,41 @@ def normalized_weights(weights: torch.Tensor) -> torch.Tensor:
     return weights / weights.mean(dim=(-1, -2), keepdim=True).clamp_min(1e-8)
 
 
-def render_body(joints3d, projections, joint_set: JointSet, size: int, cfg: LossConfig, girth=None, segments=None):
-    """Capsule body mask ``[B, V, 1, S, S]`` of ``joints3d [B, J, 3]`` in every view."""
+FOOT_BACK_MM, FOOT_FRONT_MM, FOOT_DROP_MM, FOOT_RADIUS_MM = 50.0, 160.0, 40.0, 40.0
+
+
+def foot_segments(joints3d: torch.Tensor, joint_set: JointSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward-pointing foot capsules ``(a [B, 2, 3], b [B, 2, 3])`` (R, L): from ``ankle - 50 f - 40 u``
+    to ``ankle + 160 f - 40 u`` with ``(f, u)`` the body's forward and up (pilot 3). Feet make the
+    mask loss itself label-aware: the mirrored labelling draws them backwards."""
+    fwd, _, up = mv.body_frame(joints3d, joint_set)
+    j = joint_set.index
+    ankles = torch.stack([joints3d[:, j("RAnkle")], joints3d[:, j("LAnkle")]], dim=1)  # [B, 2, 3]
+    base = ankles - FOOT_DROP_MM * up[:, None]
+    return base - FOOT_BACK_MM * fwd[:, None], base + FOOT_FRONT_MM * fwd[:, None]
+
+
+def render_body(joints3d, projections, joint_set: JointSet, size: int, cfg: LossConfig, girth=None, segments=None,
+                radii_mm: torch.Tensor | None = None):
+    """Capsule body mask ``[B, V, 1, S, S]`` of ``joints3d [B, J, 3]`` in every view (plus the feet
+    when ``cfg.feet``). ``radii_mm [E]`` overrides the segments' typical radii."""
     segs = joint_set.body_segments if segments is None else segments
+    if not cfg.fill:
+        segs = tuple(s for s in segs if not s.name.startswith("fill-"))
     wa, wb = joint_set.segment_matrices(segs)
     radii = torch.tensor([s.radius_mm for s in segs], dtype=joints3d.dtype, device=joints3d.device)
+    if radii_mm is not None:
+        radii = radii_mm.to(joints3d)
     a, b, r = project_segments(joints3d, projections, wa, wb, radii, girth)
+    if cfg.feet and {"LAnkle", "RAnkle", "LHip", "RHip"} <= set(joint_set.joints):
+        fa, fb = foot_segments(joints3d, joint_set)
+        P = projections
+        fa2, fb2 = project_P(fa[:, None], P), project_P(fb[:, None], P)
+        fz = depth_P(0.5 * (fa + fb)[:, None], P).clamp_min(1.0)
+        fr = FOOT_RADIUS_MM * focal_normalized(P)[..., None] / fz
+        if girth is not None:
+            fr = fr * girth[:, None, None]
+        a, b, r = torch.cat([a, fa2], 2), torch.cat([b, fb2], 2), torch.cat([r, fr], 2)
     B, V, E = r.shape
     m = render_segments(a.reshape(B * V, E, 2), b.reshape(B * V, E, 2), r.reshape(B * V, E), size,
                         profile="capsule", merge="soft_union", tau=cfg.tau_px)
