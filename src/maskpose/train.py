@@ -33,7 +33,7 @@ from . import losses as L
 from . import multiview as mv
 from .config import ConfigError, from_dict, to_dict
 from .geometry import project_P
-from .models.detector import Detector, DetectorConfig
+from .models.detector import Detector, DetectorConfig, make_input
 from .skeleton import JointSet, get_joint_set
 
 
@@ -161,19 +161,6 @@ class TensorBatches:
         }
 
 
-def network_input(images: torch.Tensor, masks: torch.Tensor, mode: str) -> torch.Tensor:
-    """Detector input ``[N, C, S, S]`` from images ``[N, 3, S, S]`` and masks ``[N, 1, S, S]``."""
-    if mode == "rgb":
-        return images
-    if mode == "mask":
-        return masks
-    if mode == "rgb_mask":
-        return images * masks
-    if mode == "rgb+mask":
-        return torch.cat([images, masks], dim=1)
-    raise ConfigError(f"unknown model.input {mode!r}")
-
-
 # ====================================================================== the step
 def stage_groups(step: int, cfg: TrainConfig) -> tuple[str, ...] | None:
     """Segment groups rendered at ``step`` (cascade): no arms before ``schedule.arms_from``."""
@@ -200,7 +187,7 @@ def predict_views(model, batch: dict, cfg: TrainConfig) -> dict:
     """Run the detector on every view: ``joints2d [B, V, J, 2]``, ``depth [B, V, J]``, ``confidence``,
     ``girth [B]``."""
     B, V = batch["images"].shape[:2]
-    x = network_input(batch["images"].flatten(0, 1), batch["masks"].flatten(0, 1), cfg.model.input)
+    x = make_input(cfg.model.input, batch["images"].flatten(0, 1), batch["masks"].flatten(0, 1))
     out = model(x)
     res = {k: out[k].reshape(B, V, *out[k].shape[1:]) for k in ("joints2d", "depth", "confidence")}
     g = out["girth"].reshape(B, V)
