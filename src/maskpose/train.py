@@ -498,6 +498,7 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None) -> dict:
     step = 0
     ckpt_path = out_dir / "checkpoint.pt"
     history: list[dict] = []
+    elapsed_before = 0.0  # training minutes already spent before a resume (for max_minutes)
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location="cpu")
         old = config_from_checkpoint(state)
@@ -511,6 +512,7 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None) -> dict:
         step = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
         history = list(state.get("extra", {}).get("history", []))
+        elapsed_before = 60.0 * float(state.get("extra", {}).get("minutes", 0.0))
         if master:
             print(f"resumed from {ckpt_path} at step {step}")
     if ddp:
@@ -527,7 +529,6 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None) -> dict:
         from .evaluate import evaluate_during_training as evaluate_fn  # noqa: N813
     gen = torch.Generator()
     t0 = time.time()
-    elapsed_before = float(history[-1]["minutes"]) * 60 if history else 0.0
     bar = None
     if master and cfg.log.progress:
         from tqdm import tqdm
@@ -572,7 +573,7 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None) -> dict:
                         writer.add_scalar(f"eval/{k}", v, step)
             _print_eval(m, bar)
         if master and cfg.log.ckpt_every > 0 and step % cfg.log.ckpt_every == 0:
-            save_checkpoint(ckpt_path, model, optimizer, step, cfg, {"history": _with_time(history, elapsed_before, t0)}, shape_prior)
+            save_checkpoint(ckpt_path, model, optimizer, step, cfg, _extra(history, elapsed_before, t0), shape_prior)
     minutes = (elapsed_before + time.time() - t0) / 60
     if master and evaluate_fn is not None and (not history or history[-1]["step"] != step):
         m = evaluate_fn(_unwrap(model), cfg, step)
@@ -580,7 +581,7 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None) -> dict:
         history.append(m)
         _print_eval(m, bar)
     if master:
-        save_checkpoint(ckpt_path, model, optimizer, step, cfg, {"history": _with_time(history, elapsed_before, t0)}, shape_prior)
+        save_checkpoint(ckpt_path, model, optimizer, step, cfg, _extra(history, elapsed_before, t0), shape_prior)
     if bar is not None:
         bar.close()
     if writer is not None:
@@ -591,8 +592,9 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None) -> dict:
             "checkpoint": str(ckpt_path)}
 
 
-def _with_time(history, elapsed_before, t0):
-    return history + [{"step": -1, "minutes": (elapsed_before + time.time() - t0) / 60}] if not history else history
+def _extra(history: list, elapsed_before: float, t0: float) -> dict:
+    """Checkpoint extras: the evaluation history and the wall-clock minutes trained so far."""
+    return {"history": history, "minutes": (elapsed_before + time.time() - t0) / 60}
 
 
 def _print_eval(m: dict, bar) -> None:
