@@ -101,8 +101,10 @@ def evaluate_model(model, cfg, test_root, device, limit: int = 0, train_root: st
     act = None if gt["activity"] is None else np.asarray(gt["activity"])[:n]
     gt2d = gt["joints2d"][:n]
     pred2d = res["joints2d"]
-    if "flip" in res:  # labelling as used: matched views with the global selection applied
-        pred2d = np.where(res["flip"][:, None, None, None], pred2d[..., joint_set.flip_permutation(), :], pred2d)
+    if "flip" in res:  # labelling as used: matched views with the global selection (and the arms') applied
+        from .multiview import apply_labelling
+        pred2d = apply_labelling(torch.from_numpy(pred2d), torch.from_numpy(res["flip"])[:, None].expand(-1, pred2d.shape[1]),
+                                 torch.from_numpy(res["arm_flip"])[:, None].expand(-1, pred2d.shape[1]), joint_set).numpy()
     model_tab = summarize(res["joints3d"], gt3d, joint_set, act, pred2d if pred2d.shape[1] > 1 else None,
                           gt2d if pred2d.shape[1] > 1 else None, res.get("raw2d"))
     table = {"model": model_tab, "num_samples": n, "test": str(test_root)}

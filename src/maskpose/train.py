@@ -330,7 +330,7 @@ def predict_dataset(model, dataset_root: str | os.PathLike, cfg: TrainConfig, de
     n = len(ds) if limit <= 0 else min(limit, len(ds))
     was_training = model.training
     model.eval()
-    out3d, out2d, raw2d, swaps, flips = [], [], [], [], []
+    out3d, out2d, raw2d, swaps, flips, arm_flips = [], [], [], [], [], []
     for s in range(0, n, batch_size):
         items = [ds[i] for i in range(s, min(n, s + batch_size))]
         batch = {k: torch.stack([it[k] for it in items]).to(device) for k in ("images", "masks", "crop_cameras", "valid")}
@@ -343,6 +343,7 @@ def predict_dataset(model, dataset_root: str | os.PathLike, cfg: TrainConfig, de
             out2d.append(lifted["joints2d_matched"].float().cpu())
             swaps.append(lifted["swaps"].cpu())
             flips.append(lifted["flip"].cpu())
+            arm_flips.append(lifted["arm_flip"].cpu())
         else:
             Xc, _ = single_view_joints3d(pred, batch, cfg)
             out3d.append(Xc[:, 0].float().cpu())
@@ -353,6 +354,7 @@ def predict_dataset(model, dataset_root: str | os.PathLike, cfg: TrainConfig, de
     if swaps:
         res["swaps"] = torch.cat(swaps).numpy()
         res["flip"] = torch.cat(flips).numpy()
+        res["arm_flip"] = torch.cat(arm_flips).numpy()
     return res
 
 
