@@ -25,7 +25,7 @@ from maskpose.config import apply_overrides, load_yaml
 from maskpose.data.folder import load_dataset_meta
 from maskpose.demo import default_config_path
 from maskpose.evaluate import evaluate_model, format_table, write_outputs
-from maskpose.train import TrainConfig, load_model, measure_rate, resolve_device, train
+from maskpose.train import TensorBatches, TrainConfig, load_model, measure_rate, resolve_device, train
 
 
 def ensure_data(root: Path, split: str, n: int, views: int, size: int, seed: int) -> Path:
@@ -71,13 +71,14 @@ def main(argv=None) -> int:
     # below), unless optim.steps is overridden explicitly
     if args.overrides:
         cfg = apply_overrides(cfg, args.overrides)
+    data = TensorBatches(cfg.data.train, cfg.model.input)
     if not any(o.startswith("optim.steps=") for o in args.overrides):
-        rate = measure_rate(cfg)
+        rate = measure_rate(cfg, data)
         cfg = replace(cfg, optim=replace(cfg.optim, steps=max(100, int(rate * args.minutes * 60 * 0.93))))
         print(f"measured {rate:.2f} it/s -> cosine schedule over {cfg.optim.steps} steps", flush=True)
     dev = resolve_device(args.device)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {dev}")
-    summary = train(cfg)
+    summary = train(cfg, data=data)
     hist = [h for h in summary["history"] if h.get("step", -1) >= 0]
     cols = ("step", "minutes", "mpjpe", "p_mpjpe", "mpjpe_flip", "p_mpjpe_flip", "flip_share", "ambiguity_ratio",
             "ambiguity_ratio_raw", "wrist")

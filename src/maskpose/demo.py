@@ -43,11 +43,12 @@ def run_demo(out: str | Path = "demo_out", train_samples: int = 1500, test_sampl
                   data=replace(cfg.data, train=str(out / "train"), test=str(out / "test")),
                   optim=replace(cfg.optim, max_minutes=minutes),
                   log=replace(cfg.log, out=str(out / "run")))
-    from .train import measure_rate
-    rate = measure_rate(cfg)
+    from .train import TensorBatches, measure_rate
+    data = TensorBatches(cfg.data.train, cfg.model.input)
+    rate = measure_rate(cfg, data)
     cfg = replace(cfg, optim=replace(cfg.optim, steps=max(100, int(rate * minutes * 60 * 0.93))))
     print(f"[demo] {rate:.1f} it/s measured: training for up to {minutes:.1f} min ({cfg.optim.steps} steps, cosine schedule)")
-    summary = train(cfg)
+    summary = train(cfg, data=data)
     ckpt = out / "checkpoint.pt"
     shutil.copyfile(summary["checkpoint"], ckpt)
     from .train import load_model

@@ -129,7 +129,7 @@ class TensorBatches:
         from .data.extremities import load_or_compute_extremities
         from .data.folder import MaskPoseDataset
 
-        ds = MaskPoseDataset(root, with_gt=False, preload=True)
+        ds = MaskPoseDataset(root, with_gt=False, preload=False)  # copied into tensors below: read once
         self.root = Path(root)
         self.dataset = ds
         items = [ds[i] for i in range(len(ds))]
@@ -463,9 +463,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: TensorBatches | None = None) -> dict:
     """Train a detector; returns a summary dict. ``evaluate_fn(model, cfg, step)`` -> metrics dict
-    (defaults to :func:`maskpose.evaluate.evaluate_during_training` when ``data.test`` is set)."""
+    (defaults to :func:`maskpose.evaluate.evaluate_during_training` when ``data.test`` is set).
+    ``data``: the training split already loaded (e.g. by :func:`measure_rate`'s caller)."""
     import torch.distributed as dist
 
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -488,7 +489,8 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None) -> dict:
         except OSError as e:
             raise ConfigError(f"log.out: cannot write to output directory {out_dir}: {e.strerror}") from None
 
-    data = TensorBatches(cfg.data.train, cfg.model.input)
+    if data is None:
+        data = TensorBatches(cfg.data.train, cfg.model.input)
     model = build_model(cfg).to(device)
     shape_prior = None
     params = list(model.parameters())
