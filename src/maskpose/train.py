@@ -501,6 +501,10 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: Tensor
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     step = 0
     ckpt_path = out_dir / "checkpoint.pt"
+    if master:
+        # a run killed mid-write leaves its partial temp file behind; it never reads as a checkpoint
+        for stale in out_dir.glob("checkpoint.pt.tmp*"):
+            stale.unlink(missing_ok=True)
     history: list[dict] = []
     elapsed_before = 0.0  # training minutes already spent before a resume (for max_minutes)
     if resume and ckpt_path.exists():
