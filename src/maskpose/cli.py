@@ -198,5 +198,188 @@ def demo(
         _fail(str(e).strip("'\""))
 
 
+# ---------------------------------------------------------------------------------------- helpers
+class _Bar:
+    """A rich progress bar fed by ``progress(done, total)`` callbacks; starts on the first call."""
+
+    def __init__(self, label: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self.label = label
+        self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), transient=False)
+        self.task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __enter__(self) -> "_Bar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+
+def _csv(value: Optional[str]):
+    """``"a,b"`` -> ``["a", "b"]``; None/"" -> None."""
+    if value is None or not value.strip():
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _print_import_summary(res: dict) -> None:
+    typer.echo(f"wrote {res.get('num_samples', '?')} samples x {res.get('num_views', '?')} views to {res.get('out', res.get('path', '?'))}")
+    skipped = {k: v for k, v in (res.get("skipped") or {}).items() if v}
+    if skipped:
+        typer.echo("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    for f in (res.get("bad_files") or [])[:20]:
+        typer.echo(f"  unreadable: {f}")
+
+
+# ---------------------------------------------------------------------------------------- import
+import_app = typer.Typer(no_args_is_help=True, help=(
+    "Convert a public dataset's release layout into a maskpose dataset folder "
+    "(masks from the dataset's own foreground masks; GT in gt/ for evaluation only)."))
+app.add_typer(import_app, name="import")
+
+_SIZE = typer.Option(128, "--size", min=8, help="Crop size S in pixels.")
+_MAXF = typer.Option(None, "--max-frames", min=1, help="At most N frames per sequence, spread evenly.")
+_EXT = typer.Option("png", "--image-ext", help="png | jpg (crops written as).")
+_MINFRAC = typer.Option(0.05, "--mask-min-fraction", help="Drop mask pieces smaller than this fraction of the largest.")
+_STRICT = typer.Option(True, "--strict/--no-strict", help="Stop on an unreadable source file (default) or skip and list it.")
+_OVER = typer.Option(False, "--overwrite", help="Replace a dataset already in OUT.")
+
+
+def _run_import(fn, label: str, src: Path, out: Path, **kw) -> None:
+    from .data.importers import DatasetImportError  # noqa: F401  (a ValueError)
+
+    kw["image_ext"] = "." + kw["image_ext"].lstrip(".")
+    try:
+        with _Bar(label) as bar:
+            res = fn(src, out, progress=bar, **kw)
+    except _user_errors() as e:
+        _fail(str(e).strip("'\""))
+    except OSError as e:
+        _fail(f"{e.filename or out}: {e.strerror or e}")
+    _print_import_summary(res)
+
+
+@import_app.command("h36m")
+def import_h36m_cmd(
+    src: Path = typer.Argument(..., help="Human3.6M release root (S1/, S5/, ... with Videos/, MyPoseFeatures/, ground_truth_bs/)."),
+    out: Path = typer.Argument(..., help="Output dataset folder."),
+    split: str = typer.Option("train", "--split", help="train (S1,5,6,7,8) | test (S9,11) | all"),
+    subjects: Optional[str] = typer.Option(None, "--subjects", help="Comma list, e.g. S9,S11 (overrides --split)."),
+    actions: Optional[str] = typer.Option(None, "--actions", help="paper | all | comma list (default: all 15)."),
+    cameras: Optional[str] = typer.Option(None, "--cameras", help="Comma list of camera ids or indices 0-3 (default: all 4)."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="metadata.xml or camera-parameters.json (default: found in SRC)."),
+    stride: int = typer.Option(5, "--stride", min=1), max_frames: Optional[int] = _MAXF, size: int = _SIZE,
+    min_views: int = typer.Option(1, "--min-views", min=1), image_ext: str = _EXT, mask_min_fraction: float = _MINFRAC,
+    strict: bool = _STRICT, overwrite: bool = _OVER,
+) -> None:
+    """Human3.6M: 4 synchronised views, ground_truth_bs masks, lens model removed, 18 joints (thorax added)."""
+    from .data.importers import import_h36m
+
+    act = actions if actions in (None, "paper", "all") else _csv(actions)
+    _run_import(import_h36m, "import h36m", src, out, split=split, subjects=_csv(subjects), actions=act,
+                cameras=_csv(cameras), calibration=calibration, stride=stride, max_frames=max_frames, size=size,
+                min_views=min_views, image_ext=image_ext, mask_min_fraction=mask_min_fraction, strict=strict,
+                overwrite=overwrite)
+
+
+@import_app.command("3dhp")
+def import_3dhp_cmd(
+    src: Path = typer.Argument(..., help="MPI-INF-3DHP root (S1..S8/Seq1..2, or mpi_inf_3dhp_test_set/)."),
+    out: Path = typer.Argument(..., help="Output dataset folder."),
+    split: str = typer.Option("train", "--split", help="train | val | test"),
+    subjects: Optional[str] = typer.Option(None, "--subjects", help="Comma list, e.g. S1,S2."),
+    sequences: Optional[str] = typer.Option(None, "--sequences", help="Seq1,Seq2 (train) or TS1,...,TS6 (test)."),
+    cameras: Optional[str] = typer.Option(None, "--cameras", help="Comma list of camera indices (default 0,2,4,7,8)."),
+    stride: Optional[int] = typer.Option(None, "--stride", min=1, help="Default 5 (train) / 1 (test)."),
+    max_frames: Optional[int] = _MAXF, size: int = _SIZE,
+    chair_masks: bool = typer.Option(True, "--chair-masks/--no-chair-masks", help="Remove the chair from the FG masks."),
+    occlusion_filter: bool = typer.Option(True, "--occlusion-filter/--no-occlusion-filter", help="Leave out occluded frames (paper §4.1)."),
+    fix_quirks: bool = typer.Option(True, "--fix-quirks/--no-fix-quirks", help="Apply the known annotation fixes."),
+    masks_dir: Optional[Path] = typer.Option(None, "--masks-dir", help="Test set: your own masks (the test set ships none)."),
+    min_views: int = typer.Option(1, "--min-views", min=1), image_ext: str = _EXT, mask_min_fraction: float = _MINFRAC,
+    strict: bool = _STRICT, overwrite: bool = _OVER,
+) -> None:
+    """MPI-INF-3DHP: multi-view training set (FG minus chair masks) or the single-view test set."""
+    from .data.importers import import_3dhp
+
+    _run_import(import_3dhp, "import 3dhp", src, out, split=split, subjects=_csv(subjects), sequences=_csv(sequences),
+                cameras=_csv(cameras), stride=stride, max_frames=max_frames, size=size, chair_masks=chair_masks,
+                occlusion_filter=occlusion_filter, fix_known_quirks=fix_quirks, masks_dir=masks_dir,
+                min_views=min_views, image_ext=image_ext, mask_min_fraction=mask_min_fraction, strict=strict,
+                overwrite=overwrite)
+
+
+@import_app.command("tiktok")
+def import_tiktok_cmd(
+    src: Path = typer.Argument(..., help="TikTok_dataset root (one folder per sequence with images/ and masks/)."),
+    out: Path = typer.Argument(..., help="Output dataset folder."),
+    split: str = typer.Option("train", "--split", help="train (the authors' 41 sequences) | test (326) | all"),
+    sequences: Optional[str] = typer.Option(None, "--sequences", help="Comma list of sequence numbers."),
+    stride: int = typer.Option(1, "--stride", min=1), max_frames: Optional[int] = _MAXF,
+    trim: int = typer.Option(20, "--trim", min=0, help="Frames dropped at each end of a sequence."),
+    focal: Optional[float] = typer.Option(None, "--focal", help="Focal length in px (default: 55 deg horizontal FOV)."),
+    size: int = _SIZE, image_ext: str = _EXT, mask_min_fraction: float = _MINFRAC, strict: bool = _STRICT,
+    overwrite: bool = _OVER,
+) -> None:
+    """TikTok dances: single view, the dataset's masks, no labels."""
+    from .data.importers import import_tiktok
+
+    _run_import(import_tiktok, "import tiktok", src, out, split=split, sequences=_csv(sequences), stride=stride,
+                max_frames=max_frames, trim=trim, focal=focal, size=size, image_ext=image_ext,
+                mask_min_fraction=mask_min_fraction, strict=strict, overwrite=overwrite)
+
+
+@import_app.command("mpii")
+def import_mpii_cmd(
+    src: Path = typer.Argument(..., help="MPII root (images/ and annotations)."),
+    out: Path = typer.Argument(..., help="Output dataset folder."),
+    split: str = typer.Option("val", "--split", help="val | train | trainval"),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="mmpose/HRNet json or the official .mat."),
+    images_dir: Optional[Path] = typer.Option(None, "--images-dir"),
+    masks_dir: Optional[Path] = typer.Option(None, "--masks-dir", help="Your own masks (MPII ships none)."),
+    stride: int = typer.Option(1, "--stride", min=1), max_frames: Optional[int] = _MAXF,
+    focal: Optional[float] = typer.Option(None, "--focal", help="Focal length in px (default: 55 deg horizontal FOV)."),
+    size: int = _SIZE, image_ext: str = _EXT, mask_min_fraction: float = _MINFRAC, strict: bool = _STRICT,
+    overwrite: bool = _OVER,
+) -> None:
+    """MPII Human Pose: single view, 2D labels (gt/joints2d.npy) for generalisation checks; no masks."""
+    from .data.importers import import_mpii
+
+    _run_import(import_mpii, "import mpii", src, out, split=split, annotations=annotations, images_dir=images_dir,
+                masks_dir=masks_dir, stride=stride, max_frames=max_frames, focal=focal, size=size,
+                image_ext=image_ext, mask_min_fraction=mask_min_fraction, strict=strict, overwrite=overwrite)
+
+
+@app.command("convert-calibration")
+def convert_calibration_cmd(
+    src: Path = typer.Argument(..., help="Calibration: Pose2Sim/anipose .toml, Qualisys .qca.txt, EasyMocap intri/extri.yml folder, H36M metadata.xml#S9."),
+    dst: Path = typer.Argument(..., help="Output: *.toml, *.qca.txt, or a folder (EasyMocap intri.yml + extri.yml)."),
+    from_format: Optional[str] = typer.Option(None, "--from", help="toml | qualisys | easymocap | h36m (default: guess)."),
+    to_format: Optional[str] = typer.Option(None, "--to", help="toml | qualisys | easymocap (default: from DST)."),
+    units: str = typer.Option("auto", "--units", help="Translation units of SRC: auto | m | cm | mm."),
+    out_units: str = typer.Option("m", "--out-units", help="m (as Pose2Sim / EasyMocap expect) | mm."),
+    binning_factor: int = typer.Option(1, "--binning-factor", min=1, help="Qualisys: sensor pixels per video pixel."),
+    distortion_scale: float = typer.Option(1.0, "--distortion-scale", help="Qualisys: 1/64 reproduces Pose2Sim's distortion scaling."),
+) -> None:
+    """Convert a camera calibration between formats (all go through maskpose's Camera: mm, world->camera)."""
+    from .data.calibration import convert_calibration
+
+    try:
+        cams = convert_calibration(src, dst, from_format=from_format, to_format=to_format, units=units,
+                                   out_units=out_units, binning_factor=binning_factor, distortion_scale=distortion_scale)
+    except _user_errors() as e:
+        _fail(str(e).strip("'\""))
+    typer.echo(f"wrote {len(cams)} cameras ({', '.join(c.name for c in cams)}) to {dst}")
+
+
 def main() -> None:  # pragma: no cover
     app()
