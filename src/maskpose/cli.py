@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -11,10 +11,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help=(
         "maskpose: learn 3D human pose from foreground masks alone.\n\n"
-        "Pipeline: synth | prepare | import -> dataset folder -> train -> eval / predict / fit -> export.\n\n"
-        "Not yet implemented (planned): prepare (own videos + calibration -> dataset folder), "
-        "import (h36m | 3dhp | tiktok | mpii), predict (video -> 3D joints), export (json/csv/npz/trc/onnx), "
-        "report (HTML)."
+        "Pipeline: synth | prepare | import -> dataset folder -> train -> eval / report -> "
+        "predict (video or dataset -> 3D joints) / fit -> export (json/csv/npz/trc) / export-onnx."
     ),
 )
 
@@ -196,6 +194,227 @@ def demo(
         run_demo(out, train_samples=train_samples, test_samples=test_samples, minutes=minutes, device=device)
     except _user_errors() as e:
         _fail(str(e).strip("'\""))
+
+
+@app.command()
+def predict(
+    checkpoint: Path = typer.Argument(..., help="checkpoint.pt written by maskpose train."),
+    inputs: List[Path] = typer.Argument(..., help="A dataset folder, or a video / image folder / folder of videos "
+                                                  "(several paths: one per view)."),
+    out: Path = typer.Option(Path("predictions"), "--out", help="Output folder: poses.<format> (and prepared/ for video input)."),
+    formats: str = typer.Option("json", "--format", help="Comma-separated: json, csv, npz, trc."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Camera file for video input (toml, .qca.txt, EasyMocap yml, H36M)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Samples (all views) per network pass."),
+    smooth: str = typer.Option("none", "--smooth", help="none | oneeuro | butterworth (temporal smoothing)."),
+    cutoff: float = typer.Option(6.0, "--cutoff", help="butterworth: low-pass cutoff (Hz)."),
+    min_cutoff: float = typer.Option(1.0, "--min-cutoff", help="oneeuro: cutoff at rest (Hz)."),
+    beta: float = typer.Option(0.01, "--beta", help="oneeuro: cutoff gain per mm/s of speed."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate (default: from the data); needed to smooth."),
+    refine: bool = typer.Option(False, "--refine", help="Refine each multi-view pose against the masks (slow)."),
+    refine_iters: int = typer.Option(100, "--refine-iters", min=1),
+    reject: bool = typer.Option(True, "--reject/--no-reject", help="Per-joint outlier-view rejection before the DLT."),
+    reject_k: float = typer.Option(3.0, "--reject-k", help="Reject a view above k x the median error of the others."),
+    reject_threshold: float = typer.Option(0.1, "--reject-threshold", help="... and above this fraction of the crop side."),
+    confidence_weights: bool = typer.Option(True, "--confidence-weights/--no-confidence-weights",
+                                            help="Weight each view by the detector's per-joint confidence."),
+    single_view: bool = typer.Option(False, "--single-view", help="Use one view only (root-relative camera-frame 3D)."),
+    view: int = typer.Option(0, "--view", min=0, help="The view used by --single-view."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1),
+    stride: int = typer.Option(1, "--stride", min=1),
+    start: int = typer.Option(0, "--start", min=0, help="Video input: first frame."),
+    size: Optional[int] = typer.Option(None, "--size", help="Video input: crop size (default: the checkpoint's)."),
+    masker: str = typer.Option("median", "--masker", help="Video input: median | mog2 | knn (background model)."),
+    masks_dir: Optional[Path] = typer.Option(None, "--masks-dir", help="Video input: your own masks instead of --masker."),
+    grabcut: bool = typer.Option(False, "--grabcut", help="Video input: refine masks with GrabCut."),
+    y_up: bool = typer.Option(False, "--y-up", help="Write Y-up coordinates (OpenSim)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier outputs (and OUT/prepared)."),
+    overlay: Optional[Path] = typer.Option(None, "--overlay", help="Write an overlay video (.mp4/.avi) of the 2D joints on the input videos."),
+    overlay_height: int = typer.Option(360, "--overlay-height", min=32, help="Overlay: tile height in px."),
+    animate: Optional[Path] = typer.Option(None, "--animate", help="Write an animated 3D skeleton (.gif or .mp4)."),
+) -> None:
+    """3D joints from a trained checkpoint on a dataset folder, videos or image folders."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .predict import predict as run_predict, save_predictions
+
+    fmts = [f.strip().lower() for f in formats.split(",") if f.strip()]
+    params = {"cutoff": cutoff} if smooth == "butterworth" else {"min_cutoff": min_cutoff, "beta": beta}
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    tasks: dict = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done)
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # predict's notes are printed below instead
+            seq = run_predict(checkpoint, inputs[0] if len(inputs) == 1 else list(inputs), out_dir=out,
+                              calibration=calibration, device=device, batch_size=batch_size,
+                              smoothing=None if smooth == "none" else smooth, smoothing_params=params if smooth != "none" else None,
+                              refine=refine, refine_iters=refine_iters, reject_outlier_views=reject, reject_k=reject_k,
+                              reject_threshold=reject_threshold, confidence_weights=confidence_weights,
+                              single_view=single_view, view=view, max_frames=max_frames, stride=stride, masker=masker,
+                              size=size, fps=fps, overwrite=overwrite,
+                              prepare_options={"start": start, "masks_dir": masks_dir, "grabcut": grabcut},
+                              progress=on_progress)
+        if "trc" in fmts and not seq.fps:  # checked before anything is written
+            raise ValueError("--format trc needs the frame rate and the input has none (a dataset folder "
+                             "without fps in meta.json): pass --fps")
+        paths = save_predictions(seq, out, fmts, overwrite=overwrite, y_up=y_up)
+        paths += _predict_visuals(seq, inputs, out, overlay, overlay_height, animate, overwrite)
+    except _user_errors() as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1)
+    finally:
+        bar.stop()
+    m = seq.meta
+    typer.echo(f"predicted {seq.num_frames} frames x {seq.num_joints} joints ({m['mode']}, {seq.frame} frame, mm) "
+               f"in {m['seconds']:.1f} s ({m['frames_per_s']:.1f} frames/s) -> " + ", ".join(str(p) for p in paths))
+    for note in m["notes"]:
+        typer.echo(f"note: {note}")
+
+
+@app.command("export")
+def export_cmd(
+    predictions: Path = typer.Argument(..., help="Poses written by predict (.json / .npz / .csv) or eval --predictions (.npz)."),
+    out: Path = typer.Option(..., "--out", help="Output file; the format follows its suffix unless --format."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="json | csv | npz | trc"),
+    y_up: bool = typer.Option(False, "--y-up", help="Rotate to OpenSim's Y-up (world assumed Z-up, as Pose2Sim)."),
+    units: str = typer.Option("mm", "--units", help="mm | m"),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate when the file has none; TRC needs one."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
+) -> None:
+    """Convert saved 3D poses between json, csv, npz and OpenSim TRC."""
+    from .export import convert_poses
+
+    try:
+        path = convert_poses(predictions, out, fmt, overwrite=overwrite, y_up=y_up, units=units, fps=fps)
+    except _user_errors() as e:
+        _fail(str(e).strip("'\""))
+    typer.echo(f"wrote {path}")
+
+
+@app.command("export-onnx")
+def export_onnx_cmd(
+    checkpoint: Path = typer.Argument(..., help="checkpoint.pt written by maskpose train."),
+    out: Path = typer.Argument(..., help="Output .onnx file."),
+    size: Optional[int] = typer.Option(None, "--size", help="Crop size S (default: recorded with the checkpoint)."),
+    opset: int = typer.Option(17, "--opset"),
+    static_batch: Optional[int] = typer.Option(None, "--static-batch", min=1, help="Fixed batch size (default: dynamic)."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare onnxruntime with torch after export."),
+) -> None:
+    """Export the detector to ONNX (input 'images' [B, C, S, S]; outputs joints2d, depth, confidence, girth)."""
+    from .export_onnx import export_onnx
+
+    try:
+        path = export_onnx(checkpoint, out, size=size, opset=opset, dynamic_batch=static_batch is None,
+                           batch_size=static_batch or 1, overwrite=overwrite, check=check)
+    except _user_errors() as e:
+        _fail(str(e).strip("'\""))
+    except ImportError as e:
+        _fail(f"ONNX export needs the onnx extra (pip install 'maskpose[onnx]'): {e}")
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="Run directory (log.out of maskpose train, or a maskpose demo --out folder) or its checkpoint.pt."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output HTML file (default: RUN_DIR/report.html)."),
+    samples: int = typer.Option(4, "--samples", min=0, help="Samples shown in each of the best / worst groups (0: none)."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset to evaluate and draw (default: the run's eval JSON test set, else the config's data.test)."),
+    max_eval: int = typer.Option(200, "--max-eval", min=0, help="Evaluate / rank at most the first N samples (0: all)."),
+    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
+) -> None:
+    """One self-contained HTML page about a run: metrics beside baselines, curves, best/worst samples, config."""
+    from .report import ReportError, write_report
+
+    try:
+        path = write_report(run_dir, out, dataset=dataset, num_panels=samples, max_eval_samples=max_eval, device=device)
+    except (ReportError, *_user_errors()) as e:
+        _fail(str(e).strip("'\""))
+    typer.echo(f"wrote {path}")
+
+
+def _predict_visuals(seq, inputs, out: Path, overlay: Optional[Path], overlay_height: int,
+                     animate: Optional[Path], overwrite: bool) -> list:
+    """The optional overlay video (on the source videos, read back from the prepared folder's
+    meta.json) and 3D animation of ``maskpose predict``."""
+    import json as _json
+
+    from . import viz
+
+    written = []
+    for p in (overlay, animate):
+        if p is not None and Path(p).exists() and not overwrite:
+            raise ValueError(f"{p} already exists; pass --overwrite to replace it")
+    if overlay is not None:
+        data_dir = Path(inputs[0]) if len(inputs) == 1 and (Path(inputs[0]) / "meta.json").is_file() else out / "prepared"
+        try:
+            sources = _json.loads((data_dir / "meta.json").read_text()).get("inputs")
+        except (OSError, ValueError):
+            sources = None
+        if not sources:
+            raise ValueError(f"--overlay draws on the source videos, and {data_dir} does not record any "
+                             "(it was not made by maskpose prepare)")
+        written.append(viz.overlay_poses(seq, sources, overlay, tile_height=overlay_height))
+    if animate is not None:
+        written.append(viz.animate_3d(seq.joints3d, animate, fps=seq.fps or 25,
+                                      joint_set=viz.joint_set_for_names(seq.joint_names),
+                                      up_axis="-y" if seq.frame == "camera" else "auto"))
+    return written
+
+
+@app.command()
+def prepare(
+    inputs: List[Path] = typer.Argument(..., help="A folder of videos (one per view), one video, an image folder, a folder of image folders, or several paths (one per view)."),
+    out: Path = typer.Option(..., "--out", help="Output dataset folder (an interrupted run resumes here)."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Pose2Sim/anipose .toml, Qualisys .qca.txt, EasyMocap intri/extri.yml folder, H36M metadata.xml#S9. Required for several views."),
+    size: int = typer.Option(128, "--size", min=8, help="Crop size S in pixels."),
+    stride: int = typer.Option(1, "--stride", min=1, help="Use every k-th frame."),
+    start: int = typer.Option(0, "--start", min=0, help="First frame."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="At most N instants."),
+    masks: Optional[Path] = typer.Option(None, "--masks", help="Your own masks: one sub-folder per view (see docs/prepare.md) instead of a background model."),
+    masker: str = typer.Option("median", "--masker", help="median | mog2 | knn (background model learnt from the video)."),
+    grabcut: bool = typer.Option(False, "--grabcut", help="Refine each mask with GrabCut (slow)."),
+    fov: float = typer.Option(55.0, "--fov", help="Uncalibrated single view: assumed field of view across the longer side (deg)."),
+    allow_border: bool = typer.Option(False, "--allow-border", help="Keep views where the person touches the image border."),
+    jpg: bool = typer.Option(False, "--jpg", help="Write crops as JPEG instead of PNG."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over instead of resuming."),
+) -> None:
+    """Your videos (+ calibration) -> a dataset folder: foreground masks from the video, the main person tracked, crops, crop cameras."""
+    import warnings
+
+    from .data.prepare import prepare_dataset
+
+    try:
+        with _Bar("prepare") as bar, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = prepare_dataset(inputs[0] if len(inputs) == 1 else list(inputs), out, calibration=calibration,
+                                  size=size, stride=stride, start=start, max_frames=max_frames, masks_dir=masks,
+                                  masker=masker, grabcut=grabcut, overwrite=overwrite, progress=bar, fov_deg=fov,
+                                  allow_border=allow_border, image_ext=".jpg" if jpg else ".png")
+    except _user_errors() as e:
+        _fail(str(e).strip("'\""))
+    except OSError as e:
+        _fail(f"{e.filename or out}: {e.strerror or e}")
+    for w in {str(w.message) for w in caught}:
+        typer.echo(f"warning: {w}")
+    typer.echo(f"wrote {res['num_samples']} samples x {res['num_views']} views ({', '.join(res['view_names'])}) to "
+               f"{res['out']} in {res['seconds']:.1f} s (resumed {res.get('resumed', 0)}, computed {res.get('computed', 0)})")
+    skipped = {k: v for k, v in (res.get("skipped") or {}).items() if v}
+    if skipped:
+        typer.echo("skipped instants: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    inv = res.get("invalid_views")
+    if inv:
+        typer.echo(f"invalid views: {inv}")
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -1,4 +1,4 @@
-"""``maskpose demo``: synth -> train (short) -> eval -> printed report, on the embedded default.
+"""``maskpose demo``: synth -> train (short) -> eval -> printed table + HTML report, on the embedded default.
 
 Leaves ``OUT/checkpoint.pt``, ``OUT/eval.json``, ``OUT/predictions.npz``, ``OUT/train/`` and
 ``OUT/test/`` (dataset folders). Sized to finish in under 10 minutes on a 2-core CPU.
@@ -59,8 +59,15 @@ def run_demo(out: str | Path = "demo_out", train_samples: int = 1500, test_sampl
     table["data_seconds"] = t_data
     write_outputs(table, out / "eval.json", out / "predictions.npz")
     print(format_table(table))
+    outputs = "checkpoint.pt, eval.json, predictions.npz"
+    try:  # the HTML report reuses eval.json / predictions.npz (needs matplotlib: the viz extra)
+        from .report import write_report
+        write_report(out, out / "report.html")
+        outputs += ", report.html"
+    except ImportError as e:
+        print(f"[demo] no HTML report ({e}); pip install 'maskpose[viz]'")
     print(f"[demo] data {t_data:.0f} s, training {summary['minutes']:.1f} min ({summary['step']} steps), "
-          f"total {(time.time() - t0) / 60:.1f} min; outputs in {out}/ (checkpoint.pt, eval.json, predictions.npz)")
+          f"total {(time.time() - t0) / 60:.1f} min; outputs in {out}/ ({outputs})")
     return table
 
 

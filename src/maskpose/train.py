@@ -581,7 +581,7 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: Tensor
                         writer.add_scalar(f"eval/{k}", v, step)
             _print_eval(m, bar)
         if master and cfg.log.ckpt_every > 0 and step % cfg.log.ckpt_every == 0:
-            save_checkpoint(ckpt_path, model, optimizer, step, cfg, _extra(history, elapsed_before, t0), shape_prior)
+            save_checkpoint(ckpt_path, model, optimizer, step, cfg, _extra(history, elapsed_before, t0, data), shape_prior)
     minutes = (elapsed_before + time.time() - t0) / 60
     if master and evaluate_fn is not None and (not history or history[-1]["step"] != step):
         m = evaluate_fn(_unwrap(model), cfg, step)
@@ -589,7 +589,7 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: Tensor
         history.append(m)
         _print_eval(m, bar)
     if master:
-        save_checkpoint(ckpt_path, model, optimizer, step, cfg, _extra(history, elapsed_before, t0), shape_prior)
+        save_checkpoint(ckpt_path, model, optimizer, step, cfg, _extra(history, elapsed_before, t0, data), shape_prior)
     if bar is not None:
         bar.close()
     if writer is not None:
@@ -600,9 +600,13 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: Tensor
             "checkpoint": str(ckpt_path)}
 
 
-def _extra(history: list, elapsed_before: float, t0: float) -> dict:
-    """Checkpoint extras: the evaluation history and the wall-clock minutes trained so far."""
-    return {"history": history, "minutes": (elapsed_before + time.time() - t0) / 60}
+def _extra(history: list, elapsed_before: float, t0: float, data=None) -> dict:
+    """Checkpoint extras: the evaluation history, the wall-clock minutes trained so far, and the crop
+    size / number of views of the training data (so ``predict`` can prepare video at the same size)."""
+    out = {"history": history, "minutes": (elapsed_before + time.time() - t0) / 60}
+    if data is not None:
+        out["data"] = {"size": int(data.size), "num_views": int(data.num_views)}
+    return out
 
 
 def _print_eval(m: dict, bar) -> None:
