@@ -280,3 +280,20 @@ def test_selector_drops_a_track_that_disagrees_with_the_other_views():
     plain.select(masks)
     plain.tracks[2].mask = wrong[2]
     assert iou(plain.select(masks)[2].mask, wrong[2]) == 1.0
+
+
+def test_selector_refuses_a_blown_up_mask_and_does_not_swallow_a_touching_person():
+    from maskpose.data.masks import PersonSelector
+
+    sel = PersonSelector(1)
+    person = np.zeros((200, 200), bool)
+    person[40:100, 90:110] = True  # the tracked person (60 px tall)
+    assert sel.select([person])[0].reason == "ok"
+    # a second person walks up and touches the first one's feet: one connected component, 160 px tall
+    both = person.copy()
+    both[100:190, 95:115] = True
+    got = sel.select([both])[0].mask
+    ys = np.nonzero(got)[0]
+    assert ys.min() == 40 and ys.max() <= 100 + 12 + 1  # cut at the previous box + 20 % of its longer side
+    # an exposure change turns most of the frame into "foreground": no person, not a giant crop
+    assert sel.select([np.ones((200, 200), bool)])[0].reason == "too_large"

@@ -18,6 +18,9 @@ returns the files' full resolution). Implementations:
   ``max(min_threshold, Otsu)`` with hysteresis (pixels above half the threshold connected to pixels above it).
 * :class:`BackgroundSubtractor` (``"mog2"`` / ``"knn"``): OpenCV's MOG2 / KNN subtractors, with a warm-up pass
   over frames sampled evenly over the whole video; shadows removed.
+* :class:`MediaPipePose` (``"mediapipe"``, optional package ``mediapipe``): a learned person segmenter (BlazePose
+  GHUM, whose weights ship inside the mediapipe wheel), run on every frame on its own: no background model, so
+  it does not need the person to move. One person per frame.
 * :class:`FolderMasks` (``--masks DIR``): masks made elsewhere (any segmentation tool).
 
 Every background model is learnt once per view and then frozen, so a frame's mask depends only on that frame
@@ -27,7 +30,8 @@ Every background model needs the person to move. A pixel the person covers in ne
 (the torso of someone exercising on one spot, ``benchmarks/pose2sim_demo.py``) is background to the model:
 those body parts are missing from the masks, and where the person usually stands but is not at this
 instant a "ghost" appears. Footage in which the person moves through the scene works best; for a person who
-stays on one spot, supply masks made with a person-segmentation tool (:class:`FolderMasks`).
+stays on one spot, use the learned segmenter (:class:`MediaPipePose`) or supply masks made with a
+person-segmentation tool (:class:`FolderMasks`).
 
 **Clean-up** (:func:`clean_mask`): opening, closing (elliptic kernels sized by the image diagonal);
 :func:`fill_small_holes` fills holes smaller than a fraction of the person's area.
@@ -40,7 +44,7 @@ cameras the tracked choices are checked against each other every frame (views th
 a new track starts from the largest, most central candidate, or, with calibrated cameras, from the
 combination of candidates across views whose centroids triangulate consistently and that are the largest.
 Everything else (other people, noise) is removed. A view with no usable candidate gets no mask and a reason
-(``empty``, ``too_small``, ``inconsistent``, ``no_frame``), which the caller counts.
+(``empty``, ``too_small``, ``too_large``, ``inconsistent``, ``no_frame``), which the caller counts.
 """
 from __future__ import annotations
 
@@ -363,6 +367,126 @@ def _masked_median(stack: np.ndarray, excluded: np.ndarray, fallback: np.ndarray
     return out
 
 
+# ============================================================================ learned person segmentation
+class SegmenterUnavailable(ValueError):
+    """A masker's optional package is missing or cannot be used (the message says what to install)."""
+
+
+#: the mediapipe release whose wheel ships the BlazePose "full" model with its segmentation output and still has
+#: the ``mp.solutions.pose`` API without pinning numpy < 2 (later releases pin numpy < 2 or drop both)
+MEDIAPIPE_VERSION = "0.10.14"
+MEDIAPIPE_INSTALL = (f"pip install 'maskpose[mediapipe]', or by hand: pip install --no-deps mediapipe=={MEDIAPIPE_VERSION} "
+                     f"&& pip install 'protobuf>=4.25.3,<5' absl-py attrs flatbuffers matplotlib")
+#: the model file the Pose solution loads with ``model_complexity=1``; the "lite" (0) and "heavy" (2) models are
+#: not in the wheel and would be downloaded at run time, so they are not offered
+_MEDIAPIPE_POSE_MODEL = ("modules", "pose_landmark", "pose_landmark_full.tflite")
+
+
+def _mediapipe_pose():
+    """mediapipe's ``solutions.pose`` module, imported on first use; :class:`SegmenterUnavailable` when mediapipe is
+    not installed, cannot be imported, or does not ship the pose model (nothing is downloaded)."""
+    import importlib
+    import importlib.util
+    import warnings
+
+    try:
+        found = importlib.util.find_spec("mediapipe") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise SegmenterUnavailable(f"masker 'mediapipe' needs the mediapipe package, which is not installed; "
+                                   f"install it with: {MEDIAPIPE_INSTALL}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # protobuf deprecation warnings from mediapipe's generated code
+            mp = importlib.import_module("mediapipe")
+            mp_pose = importlib.import_module("mediapipe.python.solutions.pose")
+    except Exception as e:  # noqa: BLE001 - any failure of a third-party import is reported the same way
+        raise SegmenterUnavailable(f"masker 'mediapipe': the installed mediapipe cannot be used "
+                                   f"({type(e).__name__}: {e}); install a working one with: {MEDIAPIPE_INSTALL}") from None
+    model = Path(mp.__file__).parent.joinpath(*_MEDIAPIPE_POSE_MODEL)
+    if not model.is_file():
+        raise SegmenterUnavailable(f"masker 'mediapipe': mediapipe {getattr(mp, '__version__', '?')} does not ship the "
+                                   f"pose model {model} (it would be downloaded at run time); install mediapipe "
+                                   f"{MEDIAPIPE_VERSION} with: {MEDIAPIPE_INSTALL}")
+    return mp_pose
+
+
+class MediaPipePose(_WorkingResolution):
+    """Person segmentation per frame with MediaPipe Pose (BlazePose GHUM "full", the model shipped inside the
+    mediapipe wheel; CPU): no background model, so a person who stays on one spot is segmented whole.
+
+    Each frame is shrunk to ``work_size`` px on its longer side and processed on its own (static-image mode: the
+    person detector runs on every frame, nothing is carried from frame to frame, so a frame's mask does not
+    depend on the stride or on an interruption). The model's soft segmentation ``[h, w]`` in ``[0, 1]`` is
+    thresholded at ``threshold``; a frame in which the detector finds nobody gets an empty mask. The model
+    segments **one** person per frame (the detector's most confident one); with several people in view the
+    main-person choice across views (:class:`PersonSelector`) cannot bring back a person the model left out.
+
+    Args:
+        work_size: longer side (px) of the resolution the model is given and the mask is returned at.
+        threshold: soft-mask threshold (0.5: the model's own decision boundary).
+        min_detection_confidence: the person detector's score threshold.
+        open_frac, close_frac: clean-up (:func:`clean_mask`); 0 (default) = none, the model's mask is smooth.
+    Raises:
+        SegmenterUnavailable: mediapipe is missing or unusable (the message says what to install).
+    """
+
+    def __init__(self, *, work_size: int = 640, threshold: float = 0.5, min_detection_confidence: float = 0.5,
+                 open_frac: float = 0.0, close_frac: float = 0.0) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"MediaPipePose: threshold must be in (0, 1), got {threshold}")
+        if not 0.0 <= min_detection_confidence <= 1.0:
+            raise ValueError(f"MediaPipePose: min_detection_confidence must be in [0, 1], got {min_detection_confidence}")
+        self.work_size, self.threshold = int(work_size), float(threshold)
+        self.min_detection_confidence = float(min_detection_confidence)
+        self.open_frac, self.close_frac = float(open_frac), float(close_frac)
+        mp_pose = _mediapipe_pose()
+        try:
+            self._pose = mp_pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True,
+                                      min_detection_confidence=self.min_detection_confidence)
+        except Exception as e:  # noqa: BLE001 - e.g. protobuf >= 5, which mediapipe 0.10.x's graph code cannot use
+            raise SegmenterUnavailable(f"masker 'mediapipe': mediapipe's pose graph cannot be built "
+                                       f"({type(e).__name__}: {e}); mediapipe 0.10.x needs protobuf < 5. Install "
+                                       f"with: {MEDIAPIPE_INSTALL}") from None
+
+    def probability(self, frame: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+        """Soft person mask ``[h, w]`` float32 in ``[0, 1]`` of one RGB uint8 frame ``[H, W, 3]`` at working
+        resolution ``shape = (w, h)``; None when the detector finds no person."""
+        import warnings
+
+        img = np.ascontiguousarray(shrink(np.asarray(frame, np.uint8), shape))
+        with warnings.catch_warnings():
+            # mediapipe 0.10.x calls a protobuf API that protobuf 4.25 marks deprecated, once per frame
+            warnings.filterwarnings("ignore", message=r".*GetPrototype", category=UserWarning)
+            res = self._pose.process(img)
+        soft = res.segmentation_mask
+        if soft is None:
+            return None
+        return np.clip(np.asarray(soft, np.float32).reshape(shape[1], shape[0]), 0.0, 1.0)
+
+    def segment(self, frame: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """Person mask ``[h, w]`` bool of one RGB frame at working resolution ``shape = (w, h)`` (all False: nobody
+        detected)."""
+        soft = self.probability(frame, shape)
+        if soft is None:
+            return np.zeros((shape[1], shape[0]), bool)
+        return clean_mask(soft > self.threshold, self.open_frac, self.close_frac)
+
+    def close(self) -> None:
+        """Release the model (the segmenter cannot be used afterwards)."""
+        pose, self._pose = getattr(self, "_pose", None), None
+        if pose is not None:
+            pose.close()
+
+    def __call__(self, source: FrameSource, indices: Sequence[int]) -> Iterator[MaskItem]:
+        if self._pose is None:
+            raise RuntimeError("MediaPipePose used after close()")
+        shape = self._shape(source)
+        for i, frame in source.frames(indices):
+            yield i, frame, (None if frame is None else self.segment(frame, shape))
+
+
 # ============================================================================ user masks
 _TRAILING_INT = re.compile(r"(\d+)(?!.*\d)")
 
@@ -512,7 +636,7 @@ class Track:
 @dataclass
 class Selection:
     """The person chosen in one view: ``mask`` (bool, the segmenter's resolution) or None, and ``reason``
-    (``"ok"``, ``"empty"``, ``"too_small"``, ``"inconsistent"``, ``"no_frame"``)."""
+    (``"ok"``, ``"empty"``, ``"too_small"``, ``"too_large"``, ``"inconsistent"``, ``"no_frame"``)."""
 
     mask: np.ndarray | None
     reason: str = "ok"
@@ -524,6 +648,15 @@ class _Cand:
     area: int
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 inclusive
     centroid: np.ndarray            # mask px
+
+
+def _grown_box(mask: np.ndarray, frac: float) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` (end-exclusive) of ``mask``'s box grown by ``frac`` of its longer side, clipped."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    g = frac * max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    return (max(0, int(xs.min() - g)), max(0, int(ys.min() - g)),
+            min(w, int(xs.max() + g) + 1), min(h, int(ys.max() + g) + 1))
 
 
 class PersonSelector:
@@ -543,13 +676,17 @@ class PersonSelector:
         max_candidates: candidates per view tried at a cross-view initialisation.
         group_gap, min_fragment: components closer than ``group_gap`` x the image diagonal form one candidate;
             components smaller than ``min_fragment`` x the image area are dropped (:func:`group_components`).
+        max_foreground: a mask covering more than this fraction of the image is a failed background model
+            (lighting or exposure change, camera moved), not a person: no person (``too_large``).
     """
 
     def __init__(self, num_views: int, *, projections: Sequence[np.ndarray] | None = None,
                  to_image: Sequence[Callable[[np.ndarray], np.ndarray]] | None = None, min_area: float = 0.002,
                  max_lost: int = 5, fill_holes: float = 0.02, max_inconsistency: float = 0.35,
-                 max_candidates: int = 3, group_gap: float = 0.03, min_fragment: float = 0.0002) -> None:
+                 max_candidates: int = 3, group_gap: float = 0.03, min_fragment: float = 0.0002,
+                 max_foreground: float = 0.5) -> None:
         self.num_views = int(num_views)
+        self.max_foreground = float(max_foreground)
         self.projections = None if projections is None else [np.asarray(P, np.float64) for P in projections]
         self.to_image = to_image
         if self.projections is not None and (to_image is None or len(self.projections) != self.num_views):
@@ -589,11 +726,15 @@ class PersonSelector:
             if m is None:
                 labels.append(None), cands.append([]), reasons.append("no_frame")
                 continue
+            if m.mean() > self.max_foreground:
+                labels.append(None), cands.append([]), reasons.append("too_large")
+                continue
             lab, cs, n_comp = self._candidates(m)
             labels.append(lab)
             cands.append(cs)
             reasons.append("ok" if cs else ("too_small" if n_comp else "empty"))
         chosen: list[_Cand | None] = [None] * self.num_views
+        clip: list = [None] * self.num_views  # (tracked choice, box it may not leave)
         need_init = []
         for v in range(self.num_views):
             if not cands[v]:
@@ -603,6 +744,7 @@ class PersonSelector:
                 members = self._match(tr.mask, labels[v], cands[v])
                 if members:
                     chosen[v] = self._merge(labels[v], members)
+                    clip[v] = (chosen[v], _grown_box(tr.mask, 0.2))
                     cands[v] = [c for c in cands[v] if c not in members] + [chosen[v]]
                     continue
             need_init.append(v)
@@ -621,6 +763,14 @@ class PersonSelector:
                 out.append(Selection(None, reasons[v]))
                 continue
             person = labels[v] == c.label
+            if clip[v] is not None and clip[v][0] is c:
+                # a tracked person may grow by the margin per frame, not more: a second person touching
+                # them in the image (feet on another's head) is cut off instead of merged into the track
+                x0, y0, x1, y1 = clip[v][1]
+                keep = np.zeros_like(person)
+                keep[y0:y1, x0:x1] = person[y0:y1, x0:x1]
+                if keep.any():
+                    person = keep
             if self.fill_holes > 0:
                 person = fill_small_holes(person, self.fill_holes)
             self.tracks[v] = Track(mask=person, lost=0)
@@ -648,7 +798,8 @@ class PersonSelector:
 
     def _match(self, prev: np.ndarray, lab: np.ndarray, cands: list[_Cand]) -> list[_Cand]:
         """The candidates continuing the track: all those lying mostly (>= 50 %) inside the previous mask's box grown
-        by 20 % of its longer side, if one of them overlaps the previous mask (a person whose parts fell into
+        by 20 % of its longer side and either overlapping the previous mask or lying mostly inside its ungrown
+        box, if one of them overlaps the previous mask (a person whose parts fell into
         separate groups stays whole, whatever the pose); else the best IoU with the previous mask (>= 0.05);
         else the nearest centroid (within the previous box's diagonal, area within x4). Empty: no match."""
         if prev.shape != lab.shape:
@@ -664,7 +815,11 @@ class PersonSelector:
         x0, y0 = max(0, int(xs.min() - g)), max(0, int(ys.min() - g))
         x1, y1 = min(w, int(xs.max() + g) + 1), min(h, int(ys.max() + g) + 1)
         in_box = np.bincount(lab[y0:y1, x0:x1].ravel(), minlength=n)
-        inside = [c for c in cands if in_box[c.label] >= 0.5 * c.area]
+        # pieces that do not touch the previous mask must lie mostly inside its *ungrown* box: with the grown
+        # box the track could creep by 20 % a frame and swallow a second person walking by
+        tight = np.bincount(lab[ys.min():ys.max() + 1, xs.min():xs.max() + 1].ravel(), minlength=n)
+        inside = [c for c in cands if in_box[c.label] >= 0.5 * c.area
+                  and (inter[c.label] > 0 or tight[c.label] >= 0.5 * c.area)]
         if any(inter[c.label] > 0 for c in inside):
             return inside
         best, best_iou = None, 0.0
@@ -841,12 +996,14 @@ def _dlt(x: np.ndarray, P: np.ndarray) -> np.ndarray:
 
 
 # ============================================================================ factory
-MASKERS = ("median", "mog2", "knn")
+MASKERS = ("median", "mog2", "knn", "mediapipe")
 
 
 def make_segmenter(masker: str = "median", masks_dir: str | os.PathLike | None = None, **kwargs) -> Segmenter:
     """A new segmenter for one view: :class:`FolderMasks` when ``masks_dir`` is given (or ``masker ==
-    "folder"``), else the background model ``masker`` (``"mog2"``, ``"knn"``, ``"median"``) with ``kwargs``."""
+    "folder"``), else the background model ``masker`` (``"mog2"``, ``"knn"``, ``"median"``) or the learned person
+    segmenter ``"mediapipe"`` (:class:`MediaPipePose`, optional package: :class:`SegmenterUnavailable` when it is
+    missing) with ``kwargs``."""
     if masks_dir is not None:
         return FolderMasks(masks_dir)
     if masker == "folder":
@@ -855,11 +1012,14 @@ def make_segmenter(masker: str = "median", masks_dir: str | os.PathLike | None =
         return BackgroundSubtractor(masker, **kwargs)
     if masker == "median":
         return MedianBackground(**kwargs)
+    if masker == "mediapipe":
+        return MediaPipePose(**kwargs)
     raise ValueError(f"unknown masker {masker!r}; choose one of {', '.join(MASKERS)} (or give masks_dir)")
 
 
 __all__ = [
-    "Segmenter", "MaskError", "BackgroundSubtractor", "MedianBackground", "FolderMasks", "PersonSelector", "Selection",
+    "Segmenter", "MaskError", "BackgroundSubtractor", "MedianBackground", "MediaPipePose", "SegmenterUnavailable",
+    "MEDIAPIPE_VERSION", "FolderMasks", "PersonSelector", "Selection",
     "Track", "clean_mask", "fill_small_holes", "components", "touches_border", "grabcut_refine", "read_user_mask",
     "make_segmenter", "group_components", "sample_indices", "work_shape", "shrink", "MASKERS",
 ]
