@@ -188,3 +188,16 @@ def test_every_ablation_switch_gives_a_finite_loss_with_gradients(tiny, variant)
     total.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_init_from_a_checkpoint_fine_tunes_and_refuses_another_architecture(tiny, tmp_path):
+    a = train(tiny_cfg(tiny, tmp_path / "a", steps=2))
+    base = load_checkpoint(a["checkpoint"])["model"]
+    cfg = replace(tiny_cfg(tiny, tmp_path / "b", steps=1, lr=1e-9, warmup=0), init=a["checkpoint"])
+    b = train(cfg)
+    tuned = load_checkpoint(b["checkpoint"])["model"]
+    for k in base:  # one step at lr ~0: the weights are the initial checkpoint's, not a fresh init
+        torch.testing.assert_close(tuned[k], base[k], rtol=1e-4, atol=1e-5)
+    other = replace(cfg, model=replace(cfg.model, width=8), log=replace(cfg.log, out=str(tmp_path / "c")))
+    with pytest.raises(ValueError, match="does not fit this model"):
+        train(other)

@@ -90,6 +90,7 @@ class TrainConfig:
     joint_set: str = "h36m18"
     seed: int = 0
     device: str = "auto"
+    init: str = ""                       # start from this checkpoint's weights (fine-tuning; not a resume)
     data: DataConfig = field(default_factory=DataConfig)
     model: DetectorConfig = field(default_factory=DetectorConfig)
     loss: L.LossConfig = field(default_factory=L.LossConfig)
@@ -523,6 +524,10 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: Tensor
         elapsed_before = 60.0 * float(state.get("extra", {}).get("minutes", 0.0))
         if master:
             print(f"resumed from {ckpt_path} at step {step}")
+    elif cfg.init:
+        init_weights(model, cfg.init, cfg, shape_prior)
+        if master:
+            print(f"initialised from {cfg.init}")
     if ddp:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
@@ -598,6 +603,25 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: Tensor
         dist.destroy_process_group()
     return {"step": step, "minutes": minutes, "history": history, "last_terms": last_terms,
             "checkpoint": str(ckpt_path)}
+
+
+def init_weights(model, path: str | os.PathLike, cfg: TrainConfig, shape_prior=None) -> None:
+    """Load a checkpoint's weights into ``model`` to fine-tune (e.g. a synthetic-data model on prepared
+    video); refuses another joint set or an architecture whose tensors differ, naming them."""
+    state = load_checkpoint(path)
+    old = config_from_checkpoint(state)
+    if old.joint_set != cfg.joint_set:
+        raise ValueError(f"init: checkpoint {path} is for joint set {old.joint_set!r}, the config says {cfg.joint_set!r}")
+    own = model.state_dict()
+    bad = [k for k, v in state["model"].items() if k not in own or own[k].shape != v.shape]
+    missing = [k for k in own if k not in state["model"]]
+    if bad or missing:
+        raise ValueError(f"init: checkpoint {path} does not fit this model (input {old.model.input!r} vs "
+                         f"{cfg.model.input!r}, width {old.model.width} vs {cfg.model.width}): "
+                         f"{len(bad)} tensors differ, {len(missing)} missing, e.g. {(bad + missing)[:3]}")
+    model.load_state_dict(state["model"])
+    if shape_prior is not None and "shape_prior" in state:
+        shape_prior.load_state_dict(state["shape_prior"])
 
 
 def _extra(history: list, elapsed_before: float, t0: float, data=None) -> dict:
