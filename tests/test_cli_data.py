@@ -51,3 +51,29 @@ def test_convert_calibration_toml_to_easymocap(tmp_path):
         assert err < 0.01, (a.name, err)
     r = runner.invoke(app, ["convert-calibration", str(tmp_path / "missing.toml"), str(tmp_path / "x.toml")])
     assert r.exit_code == 1 and "missing.toml" in r.output
+
+
+def test_prepare_cli_multiview_with_calibration_file_and_resume(tmp_path):
+    from test_prepare import make_scene
+
+    scene = make_scene(tmp_path / "videos", views=2, frames=8, fmt="mp4")
+    calib = tmp_path / "Calib.toml"
+    write_toml(scene["cameras"], calib)
+    args = ["prepare", str(tmp_path / "videos"), "--calibration", str(calib), "--out", str(tmp_path / "ds"),
+            "--size", "32", "--masker", "mog2"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "x 2 views (cam01, cam02)" in r.output and "computed" in r.output
+    ds = MaskPoseDataset(tmp_path / "ds", preload=False)
+    assert len(ds) >= 6  # a background model may miss the first frame or two, never most of them
+    # the same command again finds everything done
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "computed 0" in r.output
+    # a calibration naming other cameras: one clear line naming both lists
+    cams = list(scene["cameras"])
+    for k, c in enumerate(cams):
+        c.name = f"side{k}"
+    write_toml(cams, tmp_path / "bad.toml")
+    r = runner.invoke(app, ["prepare", str(tmp_path / "videos"), "--calibration", str(tmp_path / "bad.toml"),
+                            "--out", str(tmp_path / "ds2"), "--size", "32"])
+    assert r.exit_code == 1 and "error:" in r.output and "cam01" in r.output and "side0" in r.output

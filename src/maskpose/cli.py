@@ -405,7 +405,7 @@ def prepare(
         _fail(str(e).strip("'\""))
     except OSError as e:
         _fail(f"{e.filename or out}: {e.strerror or e}")
-    for w in {str(w.message) for w in caught}:
+    for w in dict.fromkeys([str(w.message) for w in caught] + [str(w) for w in res.get("warnings") or []]):
         typer.echo(f"warning: {w}")
     typer.echo(f"wrote {res['num_samples']} samples x {res['num_views']} views ({', '.join(res['view_names'])}) to "
                f"{res['out']} in {res['seconds']:.1f} s (resumed {res.get('resumed', 0)}, computed {res.get('computed', 0)})")

@@ -372,19 +372,46 @@ class SegmenterUnavailable(ValueError):
     """A masker's optional package is missing or cannot be used (the message says what to install)."""
 
 
-#: the mediapipe release whose wheel ships the BlazePose "full" model with its segmentation output and still has
-#: the ``mp.solutions.pose`` API without pinning numpy < 2 (later releases pin numpy < 2 or drop both)
+#: the mediapipe release used by :class:`MediaPipePose`: its wheel ships the BlazePose "full" model (with its
+#: segmentation output) and the pose graph; later releases either pin numpy < 2 (0.10.15 - 0.10.21) or no longer
+#: ship the model (0.10.30 on: it would be downloaded at run time)
 MEDIAPIPE_VERSION = "0.10.14"
-MEDIAPIPE_INSTALL = (f"pip install 'maskpose[mediapipe]', or by hand: pip install --no-deps mediapipe=={MEDIAPIPE_VERSION} "
-                     f"&& pip install 'protobuf>=4.25.3,<5' absl-py attrs flatbuffers matplotlib")
-#: the model file the Pose solution loads with ``model_complexity=1``; the "lite" (0) and "heavy" (2) models are
-#: not in the wheel and would be downloaded at run time, so they are not offered
-_MEDIAPIPE_POSE_MODEL = ("modules", "pose_landmark", "pose_landmark_full.tflite")
+#: mediapipe's declared dependencies (protobuf < 5, opencv-contrib-python, jax, ...) clash with maskpose's
+#: (protobuf >= 6 for onnx, opencv-python-headless); the segmentation graph needs none of them beyond these
+MEDIAPIPE_INSTALL = f"pip install --no-deps mediapipe=={MEDIAPIPE_VERSION} && pip install attrs matplotlib"
+#: inside the mediapipe package: the pose graph and the model it loads with ``model_complexity=1`` (the "lite" and
+#: "heavy" models are not in the wheel and would be downloaded at run time, so they are not offered)
+_MEDIAPIPE_POSE_GRAPH = "mediapipe/modules/pose_landmark/pose_landmark_cpu.binarypb"
+_MEDIAPIPE_POSE_MODEL = "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
 
 
-def _mediapipe_pose():
-    """mediapipe's ``solutions.pose`` module, imported on first use; :class:`SegmenterUnavailable` when mediapipe is
-    not installed, cannot be imported, or does not ship the pose model (nothing is downloaded)."""
+class _QuietStderr:
+    """Silence file descriptor 2 (C++ logging that Python cannot filter) inside a ``with`` block."""
+
+    def __enter__(self):
+        import sys
+
+        try:
+            sys.stderr.flush()
+            self._fd = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except (OSError, AttributeError, ValueError):
+            self._fd = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._fd is not None:
+            os.dup2(self._fd, 2)
+            os.close(self._fd)
+        return False
+
+
+def _mediapipe_solution_base():
+    """mediapipe's ``SolutionBase`` class (the graph runner of its "solutions"), imported on first use;
+    :class:`SegmenterUnavailable` when mediapipe is not installed, cannot be imported, or does not ship the pose
+    graph and model (nothing is ever downloaded)."""
     import importlib
     import importlib.util
     import warnings
@@ -397,19 +424,22 @@ def _mediapipe_pose():
         raise SegmenterUnavailable(f"masker 'mediapipe' needs the mediapipe package, which is not installed; "
                                    f"install it with: {MEDIAPIPE_INSTALL}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # protobuf deprecation warnings from mediapipe's generated code
+        # mediapipe prints a harmless failure of a protobuf < 5 API at import (protobuf >= 5), and warns about
+        # deprecated protobuf calls
+        with warnings.catch_warnings(), _QuietStderr():
+            warnings.simplefilter("ignore")
             mp = importlib.import_module("mediapipe")
-            mp_pose = importlib.import_module("mediapipe.python.solutions.pose")
+            solution_base = importlib.import_module("mediapipe.python.solution_base")
     except Exception as e:  # noqa: BLE001 - any failure of a third-party import is reported the same way
         raise SegmenterUnavailable(f"masker 'mediapipe': the installed mediapipe cannot be used "
                                    f"({type(e).__name__}: {e}); install a working one with: {MEDIAPIPE_INSTALL}") from None
-    model = Path(mp.__file__).parent.joinpath(*_MEDIAPIPE_POSE_MODEL)
-    if not model.is_file():
-        raise SegmenterUnavailable(f"masker 'mediapipe': mediapipe {getattr(mp, '__version__', '?')} does not ship the "
-                                   f"pose model {model} (it would be downloaded at run time); install mediapipe "
-                                   f"{MEDIAPIPE_VERSION} with: {MEDIAPIPE_INSTALL}")
-    return mp_pose
+    root = Path(mp.__file__).parent.parent
+    for rel in (_MEDIAPIPE_POSE_GRAPH, _MEDIAPIPE_POSE_MODEL):
+        if not (root / rel).is_file():
+            raise SegmenterUnavailable(f"masker 'mediapipe': mediapipe {getattr(mp, '__version__', '?')} does not ship "
+                                       f"{root / rel} (it would be downloaded at run time); install mediapipe "
+                                       f"{MEDIAPIPE_VERSION} with: {MEDIAPIPE_INSTALL}")
+    return solution_base.SolutionBase
 
 
 class MediaPipePose(_WorkingResolution):
@@ -419,47 +449,50 @@ class MediaPipePose(_WorkingResolution):
     Each frame is shrunk to ``work_size`` px on its longer side and processed on its own (static-image mode: the
     person detector runs on every frame, nothing is carried from frame to frame, so a frame's mask does not
     depend on the stride or on an interruption). The model's soft segmentation ``[h, w]`` in ``[0, 1]`` is
-    thresholded at ``threshold``; a frame in which the detector finds nobody gets an empty mask. The model
-    segments **one** person per frame (the detector's most confident one); with several people in view the
+    thresholded at ``threshold``; a frame in which the detector finds nobody (score < 0.5) gets an empty mask.
+    Only the graph's segmentation output is read (the pose graph's own thresholds, 0.5, as in mediapipe's
+    ``Pose`` defaults; reading the landmarks would need protobuf < 5).
+    The model segments **one** person per frame (the detector's most confident one); with several people in view the
     main-person choice across views (:class:`PersonSelector`) cannot bring back a person the model left out.
 
     Args:
         work_size: longer side (px) of the resolution the model is given and the mask is returned at.
         threshold: soft-mask threshold (0.5: the model's own decision boundary).
-        min_detection_confidence: the person detector's score threshold.
         open_frac, close_frac: clean-up (:func:`clean_mask`); 0 (default) = none, the model's mask is smooth.
     Raises:
         SegmenterUnavailable: mediapipe is missing or unusable (the message says what to install).
     """
 
-    def __init__(self, *, work_size: int = 640, threshold: float = 0.5, min_detection_confidence: float = 0.5,
-                 open_frac: float = 0.0, close_frac: float = 0.0) -> None:
+    def __init__(self, *, work_size: int = 640, threshold: float = 0.5, open_frac: float = 0.0,
+                 close_frac: float = 0.0) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"MediaPipePose: threshold must be in (0, 1), got {threshold}")
-        if not 0.0 <= min_detection_confidence <= 1.0:
-            raise ValueError(f"MediaPipePose: min_detection_confidence must be in [0, 1], got {min_detection_confidence}")
         self.work_size, self.threshold = int(work_size), float(threshold)
-        self.min_detection_confidence = float(min_detection_confidence)
         self.open_frac, self.close_frac = float(open_frac), float(close_frac)
-        mp_pose = _mediapipe_pose()
+        self._graph = None
+        solution_base = _mediapipe_solution_base()
         try:
-            self._pose = mp_pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True,
-                                      min_detection_confidence=self.min_detection_confidence)
-        except Exception as e:  # noqa: BLE001 - e.g. protobuf >= 5, which mediapipe 0.10.x's graph code cannot use
+            # the graph's threads set the model up and log through C++ (TFLite / XNNPACK notices) until a first
+            # frame has gone through: build it and run a blank frame with stderr silenced
+            with _QuietStderr():
+                self._graph = solution_base(
+                    binary_graph_path=_MEDIAPIPE_POSE_GRAPH,
+                    side_inputs={"model_complexity": 1, "smooth_landmarks": False, "enable_segmentation": True,
+                                 "smooth_segmentation": False, "use_prev_landmarks": False},
+                    outputs=["segmentation_mask"])
+                self._graph.process({"image": np.zeros((64, 64, 3), np.uint8)})
+        except Exception as e:  # noqa: BLE001 - a mediapipe that does not fit this use
             raise SegmenterUnavailable(f"masker 'mediapipe': mediapipe's pose graph cannot be built "
-                                       f"({type(e).__name__}: {e}); mediapipe 0.10.x needs protobuf < 5. Install "
-                                       f"with: {MEDIAPIPE_INSTALL}") from None
+                                       f"({type(e).__name__}: {e}); install mediapipe {MEDIAPIPE_VERSION} with: "
+                                       f"{MEDIAPIPE_INSTALL}") from None
 
     def probability(self, frame: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
         """Soft person mask ``[h, w]`` float32 in ``[0, 1]`` of one RGB uint8 frame ``[H, W, 3]`` at working
         resolution ``shape = (w, h)``; None when the detector finds no person."""
-        import warnings
-
+        if self._graph is None:
+            raise RuntimeError("MediaPipePose used after close()")
         img = np.ascontiguousarray(shrink(np.asarray(frame, np.uint8), shape))
-        with warnings.catch_warnings():
-            # mediapipe 0.10.x calls a protobuf API that protobuf 4.25 marks deprecated, once per frame
-            warnings.filterwarnings("ignore", message=r".*GetPrototype", category=UserWarning)
-            res = self._pose.process(img)
+        res = self._graph.process({"image": img})
         soft = res.segmentation_mask
         if soft is None:
             return None
@@ -475,13 +508,11 @@ class MediaPipePose(_WorkingResolution):
 
     def close(self) -> None:
         """Release the model (the segmenter cannot be used afterwards)."""
-        pose, self._pose = getattr(self, "_pose", None), None
-        if pose is not None:
-            pose.close()
+        graph, self._graph = self._graph, None
+        if graph is not None:
+            graph.close()
 
     def __call__(self, source: FrameSource, indices: Sequence[int]) -> Iterator[MaskItem]:
-        if self._pose is None:
-            raise RuntimeError("MediaPipePose used after close()")
         shape = self._shape(source)
         for i, frame in source.frames(indices):
             yield i, frame, (None if frame is None else self.segment(frame, shape))
@@ -1019,7 +1050,7 @@ def make_segmenter(masker: str = "median", masks_dir: str | os.PathLike | None =
 
 __all__ = [
     "Segmenter", "MaskError", "BackgroundSubtractor", "MedianBackground", "MediaPipePose", "SegmenterUnavailable",
-    "MEDIAPIPE_VERSION", "FolderMasks", "PersonSelector", "Selection",
+    "MEDIAPIPE_VERSION", "MEDIAPIPE_INSTALL", "FolderMasks", "PersonSelector", "Selection",
     "Track", "clean_mask", "fill_small_holes", "components", "touches_border", "grabcut_refine", "read_user_mask",
     "make_segmenter", "group_components", "sample_indices", "work_shape", "shrink", "MASKERS",
 ]
