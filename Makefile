@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 TORCH   := torch==2.13.0
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench mediapipe
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 tests
+
+# Optional learned person segmenter for `prepare --masker mediapipe` (weights ship in this wheel version).
+# --no-deps: its metadata pins protobuf<5 (onnx needs >=6) and pulls opencv-contrib/jax, none of which it needs here.
+mediapipe: $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps mediapipe==0.10.14
+	$(BIN)/python -m pip install -q attrs matplotlib
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/render.py

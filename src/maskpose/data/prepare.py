@@ -411,6 +411,15 @@ def _run(sources, cameras, camera_desc, num_frames, out: Path, notes, t0, *, siz
         "crop_margin": crop_margin, "work_size": work_size, "min_area": min_area, "allow_border": allow_border,
         "image_ext": image_ext, "cameras": _camera_digest(cameras),
     })
+    # ---- segmenters (one per view), built before OUT is touched: an unusable masker (e.g. mediapipe
+    # missing) leaves no unfinished folder behind that a re-run with another masker would refuse
+    segs = []
+    for _ in sources:
+        seg = make_segmenter(masker, masks_dir, work_size=work_size) if masks_dir is None else make_segmenter(
+            masker, masks_dir)
+        if isinstance(seg, FolderMasks):
+            seg.set_views(names)
+        segs.append(seg)
     _setup_output(out, config, overwrite)
     meta_path = out / META_FILE
     # ---- finished instants (a prefix of `indices`: instants are processed in order)
@@ -436,14 +445,6 @@ def _run(sources, cameras, camera_desc, num_frames, out: Path, notes, t0, *, siz
     total = len(indices)
     if progress is not None and done:
         progress(done, total)
-    # ---- segmenters (one per view)
-    segs = []
-    for _ in sources:
-        seg = make_segmenter(masker, masks_dir, work_size=work_size) if masks_dir is None else make_segmenter(
-            masker, masks_dir)
-        if isinstance(seg, FolderMasks):
-            seg.set_views(names)
-        segs.append(seg)
     t_run = time.perf_counter()
     t_first = None
     if todo:
