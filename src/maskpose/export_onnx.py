@@ -89,23 +89,6 @@ def constant_template_prior(det: Detector, size: int):
         del det._template_prior
 
 
-def _size_from_checkpoint(state: dict, cfg) -> int | None:
-    """Crop size S recorded with a checkpoint: ``extra.data.size`` (what ``maskpose train`` stores),
-    else ``meta.json`` of the training folder named in its config, when that folder is here."""
-    extra = state.get("extra") or {}
-    for d in (extra.get("data") or {}, extra, state):
-        if isinstance(d, dict) and isinstance(d.get("size"), int):
-            return int(d["size"])
-    train = getattr(getattr(cfg, "data", None), "train", "")
-    if train:
-        meta = Path(train) / "meta.json"
-        try:
-            return int(json.loads(meta.read_text())["size"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-    return None
-
-
 def resolve_detector(model_or_checkpoint, size: int | None = None) -> tuple[Detector, int, str]:
     """``(detector in eval mode on CPU, S, source text)`` from a Detector or a checkpoint path."""
     if isinstance(model_or_checkpoint, Detector):
@@ -124,7 +107,9 @@ def resolve_detector(model_or_checkpoint, size: int | None = None) -> tuple[Dete
             raise ExportError(f"{ckpt}: {e}" if str(ckpt) not in str(e) else str(e)) from None
         source = str(ckpt)
         if size is None:
-            size = _size_from_checkpoint(state, cfg)
+            from .predict import checkpoint_info  # the one place that knows where a checkpoint records its size
+
+            size = checkpoint_info(state, cfg)["size"]
             if size is None:
                 raise ExportError(f"{ckpt}: the checkpoint does not record its crop size and its training folder "
                                   f"({cfg.data.train!r}) is not here; pass size (--size, e.g. 64 or 128)")

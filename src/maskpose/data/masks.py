@@ -841,10 +841,7 @@ class PersonSelector:
         prev_area = xs.size
         n = int(lab.max()) + 1
         inter = np.bincount(lab[ys, xs], minlength=n)
-        h, w = lab.shape
-        g = 0.2 * max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
-        x0, y0 = max(0, int(xs.min() - g)), max(0, int(ys.min() - g))
-        x1, y1 = min(w, int(xs.max() + g) + 1), min(h, int(ys.max() + g) + 1)
+        x0, y0, x1, y1 = _grown_box(prev, 0.2)
         in_box = np.bincount(lab[y0:y1, x0:x1].ravel(), minlength=n)
         # pieces that do not touch the previous mask must lie mostly inside its *ungrown* box: with the grown
         # box the track could creep by 20 % a frame and swallow a second person walking by
