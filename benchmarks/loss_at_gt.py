@@ -41,11 +41,19 @@ class Variant:
     priors: bool = False        # proportion (0.3) + symmetry (0.1)
     geodesic: bool = True
     learned_radii: bool = False  # shared log-radii learned (free) + per-sample girth
+    tau_px: float = 0.5          # capsule edge softness
+    radii_bound: float = 0.0     # > 0: learned radii bounded to exp(+-bound) (0.18 ~ +-20 %)
     centres: bool = False        # derive pelvis / thorax as midpoints
     feet: bool = False           # forward foot capsules (the training default)
     fill: bool = True            # the 8 torso/hip fill links
     prop: float = 0.3
     sym: float = 0.1
+    girth: bool = False          # per-sample girth exp(0.3 tanh(g)) free, as the detector's girth head
+    hinge: float = 0.0           # knee-hinge and nose-forward weights (training: 0.1 each)
+    nose: float = 0.0
+    extremity: float = 0.0       # hand-tip attraction to each view's geodesic extremities (2D, per view)
+    extremity_3d: float = 0.0    # hand-tip attraction to multi-view consistent extremities (3D consensus)
+    extremity_radius_mm: float = float("inf")  # 3D mode: only points this close to a tip attract it
 
 
 VARIANTS = [
@@ -66,7 +74,13 @@ VARIANTS = [
     Variant("no fill + feet + priors + geodesic", "capsule", priors=True, centres=True, feet=True, fill=False),
     Variant("no fill + feet + priors(prop 1) + geodesic", "capsule", priors=True, centres=True, feet=True, fill=False, prop=1.0),
     Variant("no fill + feet + priors(prop 1), no geodesic", "capsule", priors=True, geodesic=False, centres=True, feet=True, fill=False, prop=1.0),
-    Variant("shipped default: no fill + feet + priors, no geodesic", "capsule", priors=True, geodesic=False, centres=True, feet=True, fill=False),
+    Variant("no fill + feet + priors, no geodesic", "capsule", priors=True, geodesic=False, centres=True, feet=True, fill=False),
+    Variant("no fill + feet + priors + girth + hinge + extremity, no geodesic", "capsule", priors=True, geodesic=False,
+            centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity=0.5),
+    Variant("no fill + feet + priors + girth + hinge + 3D extremity, no geodesic", "capsule", priors=True, geodesic=False,
+            centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity_3d=0.5),
+    Variant("training default (LossConfig()): no fill + feet + priors + girth + hinge + extremity + geodesic", "capsule",
+            priors=True, geodesic=True, centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity=0.5),
 ]
 
 
@@ -77,7 +91,22 @@ def load(root: Path, n: int):
     n = min(n, len(ds))
     items = [ds[i] for i in range(n)]
     st = lambda k: torch.stack([it[k] for it in items])  # noqa: E731
-    return st("masks"), st("weights"), st("crop_cameras").double(), st("valid"), st("gt_joints3d").double()
+    from maskpose.data.extremities import compute_extremities
+
+    masks = st("masks")
+    cand, ok = compute_extremities(masks[:, :, 0].numpy().astype(bool), 8, workers=1)
+    from maskpose.data.extremities import consensus_extremities
+
+    global CANDIDATES, POINTS
+    CANDIDATES = (torch.from_numpy(cand), torch.from_numpy(ok))
+    valid, P = st("valid"), st("crop_cameras")
+    pts, pv, _ = consensus_extremities(cand, ok & valid.numpy()[..., None], P.numpy(), masks.shape[-1])
+    POINTS = (torch.from_numpy(pts), torch.from_numpy(pv))
+    return masks, st("weights"), P.double(), valid, st("gt_joints3d").double()
+
+
+CANDIDATES = None  # (candidates [N, V, K, 2], valid [N, V, K]) set by load()
+POINTS = None  # (points [N, M, 3] mm, valid [N, M]) multi-view consistent extremities, set by load()
 
 
 def fit(v: Variant, gt: torch.Tensor, masks, weights, P, valid, iters=100, lr=5.0):
@@ -91,9 +120,9 @@ def fit(v: Variant, gt: torch.Tensor, masks, weights, P, valid, iters=100, lr=5.
         segs = tuple(s for s in segs if not s.name.startswith("fill-"))
     radii0 = torch.tensor([s.radius_mm for s in segs])
     log_r = torch.zeros(len(segs), requires_grad=v.learned_radii)
-    log_g = torch.zeros(B, requires_grad=v.learned_radii)
-    params = [X] + ([log_r, log_g] if v.learned_radii else [])
-    opt = torch.optim.Adam([{"params": [X], "lr": lr}] + ([{"params": [log_r, log_g], "lr": 0.01}] if v.learned_radii else []))
+    log_g = torch.zeros(B, requires_grad=v.learned_radii or v.girth)
+    shape_params = ([log_r] if v.learned_radii else []) + ([log_g] if v.learned_radii or v.girth else [])
+    opt = torch.optim.Adam([{"params": [X], "lr": lr}] + ([{"params": shape_params, "lr": 0.01}] if shape_params else []))
     G = L.normalized_weights(weights.float()) if v.geodesic else None
     Pf = P.float()
     vd = valid.float()[..., None, None, None]
@@ -106,11 +135,30 @@ def fit(v: Variant, gt: torch.Tensor, masks, weights, P, valid, iters=100, lr=5.
             m = skeleton_mask(x2d.reshape(B * V, 18, 2), S, w=0.003, merge=v.merge, joint_set=js).reshape(B, V, 1, S, S)
             l = L.weighted_l2(m * vd, masks * vd, G, clip=0.1 if v.clip else None) * V
         else:
-            m = L.render_body(Xc, Pf, js, S, replace(cfg, feet=v.feet, fill=True), torch.exp(0.3 * torch.tanh(log_g)), segs,
-                              radii0 * torch.exp(log_r))
+            m = L.render_body(Xc, Pf, js, S, replace(cfg, feet=v.feet, fill=True, tau_px=v.tau_px), torch.exp(0.3 * torch.tanh(log_g)), segs,
+                              radii0 * torch.exp(v.radii_bound * torch.tanh(log_r / v.radii_bound) if v.radii_bound > 0 else log_r))
             l = L.weighted_l2(m * vd, masks * vd, G) * V
         if v.priors:
             l = l + v.prop * L.proportion_prior(Xc, js) + v.sym * L.symmetry_prior(Xc, js)
+        if v.hinge or v.nose:
+            knee, nose = L.hinge_losses(Xc, js)
+            l = l + v.hinge * knee + v.nose * nose
+        if v.extremity:
+            x2d = project_P(Xc[:, None], Pf)
+            tips = L.hand_tips(x2d, js)
+            excl = x2d[..., [js.index("LAnkle"), js.index("RAnkle"), js.index("head")], :].detach()
+            cand, ok = CANDIDATES
+            vm = ok[:B] & valid[..., None]
+            l = l + v.extremity * L.extremity_loss(tips.flatten(0, 1), cand[:B].flatten(0, 1), vm.flatten(0, 1),
+                                                   excl.flatten(0, 1), S, cfg.extremity_sigma_px, cfg.extremity_exclude_px)
+        if v.extremity_3d:
+            tips3 = L.hand_tips(Xc, js)
+            sh = Xc[:, [js.index("LShoulder"), js.index("RShoulder")]]
+            ex3 = Xc[:, [js.index("LAnkle"), js.index("RAnkle"), js.index("head")]].detach()
+            pts, pv = POINTS
+            l = l + v.extremity_3d * L.extremity_loss_3d(tips3, sh, L.arm_reach(Xc, js), pts[:B], pv[:B], ex3, Pf,
+                                                         valid, S, cfg.extremity_sigma_px,
+                                                         max_dist_mm=v.extremity_radius_mm)
         return l
 
     with torch.no_grad():

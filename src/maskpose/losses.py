@@ -56,6 +56,11 @@ class LossConfig:
     extremity: float = 0.5
     extremity_sigma_px: float = 10.0
     extremity_exclude_px: float = 6.0
+    extremity_mode: Literal["view", "consensus"] = "view"  # per-view 2D candidates, or multi-view 3D points
+    extremity_exclude_mm: float = 250.0  # consensus mode: drop points this close to the ankles (toes) / head
+    extremity_local_from: int = -1      # consensus mode: from this step only points within extremity_radius_mm
+    extremity_radius_mm: float = 150.0  #   of a hand tip attract it (-1: long-range pull throughout)
+    hand_extend: float = 0.3            # hand tip = wrist + hand_extend (wrist - elbow)
     extremity_decay_start: int = -1     # step from which the extremity weight decays (-1: never)
     extremity_decay_steps: int = 2000
 
@@ -63,6 +68,8 @@ class LossConfig:
         for k in ("mask", "physique", "prop", "sym", "hinge", "nose", "depth", "extremity"):
             if getattr(self, k) < 0:
                 raise ValueError(f"loss.{k} must be >= 0, got {getattr(self, k)}")
+        if self.extremity_radius_mm <= 0 or self.hand_extend < 0:
+            raise ValueError("loss.extremity_radius_mm must be > 0 and loss.hand_extend >= 0")
         if self.tau_px <= 0 or self.paper_width <= 0 or self.extremity_sigma_px <= 0:
             raise ValueError("loss.tau_px, loss.paper_width and loss.extremity_sigma_px must be > 0")
 
@@ -273,3 +280,75 @@ def extremity_loss(tips: torch.Tensor, candidates: torch.Tensor, cand_valid: tor
     dist2 = ((tips - target) * px).pow(2).sum(-1)
     loss = torch.log1p(dist2 / sigma_px ** 2) * use
     return loss.sum() / use.sum().clamp_min(1)
+
+
+def extremity_loss_3d(tips: torch.Tensor, shoulders: torch.Tensor, reach: torch.Tensor, points: torch.Tensor,
+                      points_valid: torch.Tensor, exclude: torch.Tensor, projections: torch.Tensor,
+                      view_valid: torch.Tensor, size: int, sigma_px: float = 10.0,
+                      exclude_mm: float = 250.0, max_dist_mm: float = float("inf")) -> torch.Tensor:
+    """Attraction of the 3D hand tips to multi-view consistent mask extremities
+    (:func:`maskpose.data.extremities.consensus_extremities`), measured in every view.
+
+    Each tip is assigned (no gradient) to a distinct extremity point by the cheapest total 3D distance;
+    a point is a candidate for a hand only if it lies within ``reach`` of that side's shoulder and
+    farther than ``exclude_mm`` from every ``exclude`` point (predicted ankles: the toes; head), and
+    within ``max_dist_mm`` of the tip (a tip with no such point is left alone: late in training only
+    nearby extremities hold the hands, so a hand hidden in every view is not dragged to another one).
+    The loss is the Cauchy ``log(1 + d^2 / sigma^2)`` of the px distance between the projected tip
+    and the projected target in each valid view, averaged over assigned tips and views.
+
+    Args:
+        tips: ``[B, 2, 3]`` hand tips (L, R), world mm. shoulders ``[B, 2, 3]`` (L, R); reach ``[B, 2]`` mm.
+        points: ``[B, M, 3]`` extremity points (mm), ``points_valid [B, M]`` bool.
+        exclude: ``[B, E, 3]`` mm. projections ``[B, V, 3, 4]`` (normalised crop coords),
+        view_valid ``[B, V]`` bool. size: crop size (px).
+    Returns:
+        Scalar; 0 (with a graph) when no tip has a target.
+    """
+    B, M = points.shape[:2]
+    if M == 0:
+        return tips.sum() * 0.0
+    pts = points.to(tips)
+    with torch.no_grad():
+        ok = points_valid & ((pts[:, :, None] - exclude[:, None].to(tips)).norm(dim=-1) > exclude_mm).all(-1)  # [B, M]
+        d = (tips.detach()[:, :, None] - pts[:, None]).norm(dim=-1)  # [B, 2, M]
+        reachable = (pts[:, None] - shoulders.detach()[:, :, None]).norm(dim=-1) <= reach[..., None]
+        big = torch.finfo(d.dtype).max / 4
+        allowed = ok[:, None] & reachable & (d <= max_dist_mm)  # [B, 2, M]
+        d = torch.where(allowed, d, torch.full_like(d, big))
+        # cheapest distinct pair, or one tip alone when only it has an allowed point
+        pair = d[:, 0, :, None] + d[:, 1, None, :]
+        eye = torch.eye(M, dtype=torch.bool, device=d.device)
+        pair = torch.where(eye, torch.full_like(pair, big), pair)
+        best_pair, flat = pair.reshape(B, -1).min(-1)
+        i0, i1 = flat // M, flat % M
+        both = best_pair < big / 2
+        b0, k0 = d[:, 0].min(-1)
+        b1, k1 = d[:, 1].min(-1)
+        # no distinct pair: take the single tip with the nearer allowed point
+        one0 = ~both & (b0 < big / 2) & ((b0 <= b1) | (b1 >= big / 2))
+        one1 = ~both & (b1 < big / 2) & ~one0
+        idx = torch.stack([torch.where(both, i0, k0), torch.where(both, i1, k1)], dim=-1)  # [B, 2]
+        use = torch.stack([both | one0, both | one1], dim=-1)  # [B, 2]
+    target = torch.gather(pts, 1, idx[..., None].expand(B, 2, 3))  # [B, 2, 3]
+    P = projections.to(tips)
+    px = (size - 1) / 2.0
+    t2 = project_P(tips[:, None], P)  # [B, V, 2, 2]
+    g2 = project_P(target[:, None], P)
+    dist2 = ((t2 - g2) * px).pow(2).sum(-1)  # [B, V, 2]
+    w = (use[:, None, :] & view_valid[:, :, None]).to(tips.dtype)
+    loss = torch.log1p(dist2 / sigma_px ** 2) * w
+    return loss.sum() / w.sum().clamp_min(1)
+
+
+def arm_reach(joints3d: torch.Tensor, joint_set: JointSet, extend: float = 0.3, slack: float = 1.2) -> torch.Tensor:
+    """Largest shoulder-to-hand-tip distance ``[B, 2]`` (L, R) mm: ``slack (upper arm + (1 + extend)
+    forearm)`` of the pose's own, prior-regularised, arm bones (mean of both sides), no gradient."""
+    j = joint_set.index
+    with torch.no_grad():
+        lens = []
+        for s in "LR":
+            sh, el, wr = (joints3d[:, j(f"{s}{n}")] for n in ("Shoulder", "Elbow", "Wrist"))
+            lens.append((el - sh).norm(dim=-1) + (1 + extend) * (wr - el).norm(dim=-1))
+        r = slack * 0.5 * (lens[0] + lens[1])
+        return torch.stack([r, r], dim=-1)

@@ -127,7 +127,7 @@ class TensorBatches:
     """
 
     def __init__(self, root: str | os.PathLike, input_mode: str, max_candidates: int = 8, workers: int = 0):
-        from .data.extremities import load_or_compute_extremities
+        from .data.extremities import consensus_extremities, load_or_compute_extremities
         from .data.folder import MaskPoseDataset
 
         ds = MaskPoseDataset(root, with_gt=False, preload=False)  # copied into tensors below: read once
@@ -142,6 +142,11 @@ class TensorBatches:
         cand, cval = load_or_compute_extremities(self.root, self.masks[:, :, 0].numpy().astype(bool), max_candidates, workers)
         self.candidates = torch.from_numpy(cand)  # [N,V,K,2] normalised
         self.cand_valid = torch.from_numpy(cval)  # [N,V,K]
+        # multi-view consistent extremities (3D, world mm); empty for single-view data
+        pts, pval, _ = consensus_extremities(cand, cval & self.valid.numpy()[..., None], self.cameras.numpy(),
+                                             self.masks.shape[-1])
+        self.points = torch.from_numpy(pts)  # [N,M,3]
+        self.points_valid = torch.from_numpy(pval)  # [N,M]
         self.input_mode = input_mode
         self.size = self.images.shape[-1]
         self.num_views = self.images.shape[1]
@@ -159,6 +164,8 @@ class TensorBatches:
             "valid": self.valid[idx].to(device),
             "candidates": self.candidates[idx].to(device),
             "cand_valid": self.cand_valid[idx].to(device),
+            "points": self.points[idx].to(device),
+            "points_valid": self.points_valid[idx].to(device),
         }
 
 
@@ -305,8 +312,18 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
         terms["depth"] = lc.depth * L.depth_consistency(pred["depth"], X, batch["crop_cameras"].to(X.dtype), joint_set,
                                                         lc.depth_range_mm, batch["valid"].float())
     we = extremity_weight(step, cfg)
-    if we > 0:
-        tips = L.hand_tips(x2d, joint_set)  # [B, V, 2, 2]
+    if we > 0 and multi and lc.extremity_mode == "consensus":
+        j = joint_set.index
+        tips3 = L.hand_tips(X, joint_set, lc.hand_extend)  # [B, 2, 3]
+        shoulders = X[:, [j("LShoulder"), j("RShoulder")]]
+        excl3 = X[:, [j("LAnkle"), j("RAnkle"), j("head")]].detach()
+        local = 0 <= lc.extremity_local_from <= step
+        terms["extremity"] = we * L.extremity_loss_3d(tips3, shoulders, L.arm_reach(X, joint_set, lc.hand_extend),
+                                                      batch["points"], batch["points_valid"], excl3, P, batch["valid"],
+                                                      S, lc.extremity_sigma_px, lc.extremity_exclude_mm,
+                                                      lc.extremity_radius_mm if local else float("inf"))
+    elif we > 0:
+        tips = L.hand_tips(x2d, joint_set, lc.hand_extend)  # [B, V, 2, 2]
         j = joint_set.index
         excl = x2d[..., [j("LAnkle"), j("RAnkle"), j("head")], :].detach()
         vmask = batch["cand_valid"] & batch["valid"][..., None]

@@ -1,0 +1,184 @@
+"""Multi-view consistent extremities (3D consensus) and the 3D hand-tip attraction."""
+import itertools
+
+import numpy as np
+import torch
+
+from maskpose import losses as L
+from maskpose.data.extremities import consensus_extremities
+from maskpose.geometry import normalize_matrix, project_P
+
+from test_geometry import ring_cameras
+
+SIZE = 1000  # the ring cameras' image size; candidates are normalised to it
+
+
+def _normalised_projections(cams):
+    Nm = normalize_matrix(SIZE)
+    return np.stack([Nm @ c.K @ np.concatenate([c.R, c.t.reshape(3, 1)], 1) for c in cams])
+
+
+def _scene(seed=0, V=4):
+    rng = np.random.default_rng(seed)
+    cams = ring_cameras(V, rng)
+    P = _normalised_projections(cams)
+    pts = np.array([[600.0, 0.0, 1500.0], [-500.0, 200.0, 1400.0], [0.0, 0.0, 1850.0], [200.0, 100.0, 50.0]])
+    return P, pts, rng
+
+
+def _candidates(P, pts, drop=(), extra=()):
+    """Project ``pts`` into every view as candidates; ``drop`` = (view, point) pairs left out,
+    ``extra`` = (view, (x, y)) spurious candidates (normalised)."""
+    V, K = P.shape[0], 8
+    cand = np.zeros((1, V, K, 2), np.float32)
+    ok = np.zeros((1, V, K), bool)
+    x = project_P(torch.from_numpy(pts)[None], torch.from_numpy(P)[:, None]).numpy()  # [V, 1, n, 2]
+    for v in range(V):
+        k = 0
+        for i in range(len(pts)):
+            if (v, i) in drop:
+                continue
+            cand[0, v, k], ok[0, v, k] = x[v, 0, i], True
+            k += 1
+        for ev, xy in extra:
+            if ev == v:
+                cand[0, v, k], ok[0, v, k] = xy, True
+                k += 1
+    return cand, ok
+
+
+def test_consensus_recovers_points_seen_in_several_views_only():
+    P, pts, _ = _scene()
+    # point 0 is an extremity in only one view (hidden in the others); point 1 in three views
+    drop = {(1, 0), (2, 0), (3, 0), (2, 1)}
+    extra = [(0, (0.31, -0.42)), (3, (-0.2, 0.55))]  # one-view mask artefacts
+    cand, ok = _candidates(P, pts, drop, extra)
+    out, val, sup = consensus_extremities(cand, ok, P[None], SIZE, thr_px=2.0, min_views=2, max_points=6)
+    found = out[0][val[0]]
+    for i in (1, 2, 3):  # seen in >= 2 views: recovered to well under a millimetre
+        assert np.linalg.norm(found - pts[i], axis=-1).min() < 0.5
+    # the one-view point and the artefacts do not triangulate consistently
+    assert np.linalg.norm(found - pts[0], axis=-1).min() > 50
+    assert len(found) == 3
+    sup_of = {i: sup[0][val[0]][np.linalg.norm(found - pts[i], axis=-1).argmin()] for i in (1, 2, 3)}
+    assert sup_of == {1: 3, 2: 4, 3: 4}
+    # sorted by support
+    assert list(sup[0][val[0]]) == sorted(sup[0][val[0]], reverse=True)
+
+
+def test_consensus_matches_a_slow_reference_on_noisy_candidates():
+    """Compare with an obvious loop over view pairs / candidate pairs (same support counts)."""
+    P, pts, rng = _scene(seed=3)
+    cand, ok = _candidates(P, pts, drop={(0, 1)})
+    cand = cand + ok[..., None] * rng.normal(0, 0.4 / (SIZE / 2), cand.shape).astype(np.float32)  # 0.4 px noise
+    out, val, sup = consensus_extremities(cand, ok, P[None], SIZE, thr_px=2.0, min_views=3, max_points=6)
+    # reference: the best support of any hypothesis near each true point
+    import cv2
+
+    best = {}
+    V = P.shape[0]
+    for (a, b) in itertools.combinations(range(V), 2):
+        for ka, kb in itertools.product(range(8), range(8)):
+            if not (ok[0, a, ka] and ok[0, b, kb]):
+                continue
+            X = cv2.triangulatePoints(P[a], P[b], cand[0, a, ka].astype(np.float64), cand[0, b, kb].astype(np.float64))
+            X = X[:3, 0] / X[3, 0]
+            s = 0
+            for v in range(V):
+                x = P[v] @ np.append(X, 1.0)
+                x = x[:2] / x[2]
+                d = np.linalg.norm(cand[0, v][ok[0, v]] - x, axis=-1).min() * (SIZE - 1) / 2
+                s += d < 2.0
+            i = int(np.linalg.norm(pts - X, axis=-1).argmin())
+            if np.linalg.norm(pts[i] - X) < 30:
+                best[i] = max(best.get(i, 0), s)
+    found = out[0][val[0]]
+    for i, s in best.items():
+        j = np.linalg.norm(found - pts[i], axis=-1).argmin()
+        assert np.linalg.norm(found[j] - pts[i]) < 10  # noise 0.4 px at ~4.5 m
+        assert sup[0][val[0]][j] == s
+
+
+def test_consensus_handles_empty_and_single_view_input():
+    P, pts, _ = _scene()
+    cand, ok = _candidates(P, pts)
+    out, val, _ = consensus_extremities(cand, np.zeros_like(ok), P[None], SIZE)
+    assert not val.any() and np.isfinite(out).all()
+    out, val, _ = consensus_extremities(cand[:, :1], ok[:, :1], P[None, :1], SIZE)
+    assert not val.any()
+
+
+# ---------------------------------------------------------------- the 3D attraction loss
+def _loss_inputs(dtype=torch.float64, seed=0):
+    P, pts, rng = _scene(seed)
+    g = torch.Generator().manual_seed(seed)
+    B = 2
+    Pt = torch.from_numpy(P).to(dtype)[None].expand(B, -1, -1, -1).contiguous()
+    points = torch.tensor([[600.0, 0.0, 1500.0], [-500.0, 200.0, 1400.0], [0.0, 0.0, 1850.0], [150.0, 50.0, 60.0]],
+                          dtype=dtype)[None].repeat(B, 1, 1)
+    points[1] += 30.0
+    pv = torch.tensor([[True, True, True, True], [True, False, True, True]])
+    shoulders = torch.tensor([[[200.0, 0.0, 1450.0], [-200.0, 0.0, 1450.0]]], dtype=dtype).repeat(B, 1, 1)
+    tips = (shoulders + torch.randn(B, 2, 3, generator=g, dtype=dtype) * 150).requires_grad_(True)
+    reach = torch.full((B, 2), 800.0, dtype=dtype)
+    exclude = torch.tensor([[[150.0, 0.0, 80.0], [-150.0, 0.0, 80.0], [0.0, 0.0, 1800.0]]], dtype=dtype).repeat(B, 1, 1)
+    vv = torch.tensor([[True, True, True, True], [True, False, True, True]])
+    return tips, shoulders, reach, points, pv, exclude, Pt, vv
+
+
+def _reference_loss(tips, shoulders, reach, points, pv, exclude, P, vv, size, sigma, excl_mm):
+    total, count = 0.0, 0
+    for b in range(tips.shape[0]):
+        allowed = [[bool(pv[b, m]) and all(float((points[b, m] - e).norm()) > excl_mm for e in exclude[b])
+                    and float((points[b, m] - shoulders[b, s]).norm()) <= float(reach[b, s])
+                    for m in range(points.shape[1])] for s in range(2)]
+        best, choice = float("inf"), None
+        for m0 in range(points.shape[1]):
+            for m1 in range(points.shape[1]):
+                if m0 != m1 and allowed[0][m0] and allowed[1][m1]:
+                    c = float((tips[b, 0] - points[b, m0]).norm() + (tips[b, 1] - points[b, m1]).norm())
+                    if c < best:
+                        best, choice = c, {0: m0, 1: m1}
+        if choice is None:  # at most one tip gets its nearest allowed point
+            opts = [(float((tips[b, s] - points[b, m]).norm()), s, m) for s in range(2) for m in range(points.shape[1])
+                    if allowed[s][m]]
+            choice = {} if not opts else {min(opts)[1]: min(opts)[2]}
+        for s, m in choice.items():
+            for v in range(P.shape[1]):
+                if not vv[b, v]:
+                    continue
+                t2 = project_P(tips[b, s][None], P[b, v])[0]
+                g2 = project_P(points[b, m][None], P[b, v])[0]
+                d2 = (((t2 - g2) * (size - 1) / 2) ** 2).sum()
+                total = total + torch.log1p(d2 / sigma ** 2)
+                count += 1
+    return total / max(count, 1)
+
+
+def test_extremity_loss_3d_matches_reference_and_gradcheck():
+    args = _loss_inputs()
+    fast = L.extremity_loss_3d(*args, size=64, sigma_px=10.0, exclude_mm=250.0)
+    ref = _reference_loss(*args, size=64, sigma=10.0, excl_mm=250.0)
+    assert torch.allclose(fast, ref, atol=1e-10), (fast, ref)
+    g_fast, = torch.autograd.grad(fast, args[0])
+    g_ref, = torch.autograd.grad(ref, args[0])
+    assert torch.allclose(g_fast, g_ref, atol=1e-10)
+    tips, rest = args[0], args[1:]
+    assert torch.autograd.gradcheck(lambda t: L.extremity_loss_3d(t, *rest, size=64, sigma_px=10.0), (tips,))
+
+
+def test_extremity_loss_3d_gating():
+    tips, shoulders, reach, points, pv, exclude, P, vv = _loss_inputs()
+    # the point at the head is excluded, the foot point is out of reach: only points 0 and 1 remain
+    with torch.no_grad():
+        tips.copy_(points[:, [1, 0]] + 5.0)  # near, but each tip nearer the "other" point: distinct pair
+    loss = L.extremity_loss_3d(tips, shoulders, reach, points, pv, exclude, P, vv, 64)
+    loss.backward()
+    assert loss > 0 and torch.isfinite(tips.grad).all()
+    # at the targets themselves the loss is zero
+    t0 = points[:1, [0, 1]].clone().requires_grad_(True)
+    z = L.extremity_loss_3d(t0, shoulders[:1], reach[:1], points[:1], pv[:1], exclude[:1], P[:1], vv[:1], 64)
+    assert float(z) < 1e-12
+    # nothing reachable: zero with a graph
+    far = L.extremity_loss_3d(tips, shoulders, torch.full_like(reach, 10.0), points, pv, exclude, P, vv, 64)
+    assert float(far) == 0.0 and far.requires_grad
