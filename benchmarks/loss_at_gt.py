@@ -75,12 +75,22 @@ VARIANTS = [
     Variant("no fill + feet + priors(prop 1) + geodesic", "capsule", priors=True, centres=True, feet=True, fill=False, prop=1.0),
     Variant("no fill + feet + priors(prop 1), no geodesic", "capsule", priors=True, geodesic=False, centres=True, feet=True, fill=False, prop=1.0),
     Variant("no fill + feet + priors, no geodesic", "capsule", priors=True, geodesic=False, centres=True, feet=True, fill=False),
-    Variant("no fill + feet + priors + girth + hinge + extremity, no geodesic", "capsule", priors=True, geodesic=False,
-            centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity=0.5),
-    Variant("no fill + feet + priors + girth + hinge + 3D extremity, no geodesic", "capsule", priors=True, geodesic=False,
+    # the training loss as shipped (configs/synthetic.yaml): + per-sample girth, knee hinge / nose forward and
+    # the hand-tip extremity pull; and its ablations
+    Variant("training default: + girth + hinge, extremity off", "capsule", priors=True, geodesic=False,
+            centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1),
+    Variant("training default: + 3D consensus extremity (shipped)", "capsule", priors=True, geodesic=False,
             centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity_3d=0.5),
-    Variant("training default (LossConfig()): no fill + feet + priors + girth + hinge + extremity + geodesic", "capsule",
-            priors=True, geodesic=True, centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity=0.5),
+    Variant("training default, per-view 2D extremity (old)", "capsule", priors=True, geodesic=False,
+            centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity=0.5),
+    Variant("training default, consensus within 150 mm (local phase)", "capsule", priors=True, geodesic=False,
+            centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity_3d=0.5,
+            extremity_radius_mm=150.0),
+    Variant("training default + geodesic weights", "capsule", priors=True, geodesic=True,
+            centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity_3d=0.5),
+    Variant("training default, extremity off, radii +-20 %, prop 1, tau 0.25", "capsule", priors=True,
+            geodesic=False, centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1,
+            learned_radii=True, radii_bound=0.18, prop=1.0, tau_px=0.25),
 ]
 
 

@@ -169,6 +169,7 @@ def test_ddp_two_cpu_processes(tiny, tmp_path):
 @pytest.mark.parametrize("variant", [
     {"loss.preset": "paper"}, {"loss.preset": "gaussian_joints"}, {"method.triangulate": False},
     {"method.matching": False, "method.selection": False}, {"loss.physique": 1.0}, {"loss.geodesic": True},
+    {"loss.extremity_mode": "view"}, {"loss.extremity_local_from": 0, "loss.extremity_radius_mm": 400.0},
 ])
 def test_every_ablation_switch_gives_a_finite_loss_with_gradients(tiny, variant):
     """Paper preset, Gaussian-joint baseline, single-view ("without Delta"), no matching/selection,
@@ -182,7 +183,7 @@ def test_every_ablation_switch_gives_a_finite_loss_with_gradients(tiny, variant)
     data = TensorBatches(cfg.data.train, cfg.model.input)
     b = data.batch(torch.arange(3), torch.device("cpu"))
     total, terms, _ = compute_losses(model, b, cfg, H36M18, 10_000, spn)
-    assert torch.isfinite(total) and "mask" in terms
+    assert torch.isfinite(total) and "mask" in terms and "extremity" in terms
     if spn is not None:
         assert "physique" in terms
     total.backward()

@@ -15,7 +15,9 @@ Terms
   size (``skeleton.ANTHRO_FRACTIONS``: Drillis & Contini 1966 via Winter), and left/right symmetry;
 * knee-hinge and nose-forward hinge losses (no elbow hinge: true arms break it);
 * depth consistency: per-view predicted root-relative depth vs the triangulated pose (detached);
-* geodesic-extremity attraction of the projected hand tips (pilot 4), Cauchy loss.
+* geodesic-extremity attraction of the hand tips (pilot 4), Cauchy loss: by default to the
+  multi-view consistent extremities (3D consensus, ``extremity_loss_3d``), per view in 2D for
+  single-view data or ``extremity_mode="view"``.
 """
 from __future__ import annotations
 
@@ -56,7 +58,8 @@ class LossConfig:
     extremity: float = 0.5
     extremity_sigma_px: float = 10.0
     extremity_exclude_px: float = 6.0
-    extremity_mode: Literal["view", "consensus"] = "view"  # per-view 2D candidates, or multi-view 3D points
+    extremity_mode: Literal["view", "consensus"] = "consensus"  # multi-view 3D points, or per-view 2D candidates
+                                        # (single-view data always uses the per-view 2D candidates)
     extremity_exclude_mm: float = 250.0  # consensus mode: drop points this close to the ankles (toes) / head
     extremity_local_from: int = -1      # consensus mode: from this step only points within extremity_radius_mm
     extremity_radius_mm: float = 150.0  #   of a hand tip attract it (-1: long-range pull throughout)
