@@ -37,25 +37,31 @@ def swap_patterns(V: int, device=None) -> torch.Tensor:
     return torch.tensor(pats, dtype=torch.bool, device=device)
 
 
-def apply_view_swaps(joints2d: torch.Tensor, swaps: torch.Tensor, joint_set: JointSet) -> torch.Tensor:
+def apply_view_swaps(joints2d: torch.Tensor, swaps: torch.Tensor, joint_set: JointSet,
+                     perm: list[int] | None = None) -> torch.Tensor:
     """Swap left/right labels of the views where ``swaps`` is True.
 
     ``joints2d[..., V, J, D]``, ``swaps[..., V]`` bool -> ``[..., V, J, D]`` (differentiable gather).
+    ``perm``: the label permutation to apply (default: the whole body's flip; :func:`arm_permutation`
+    swaps the arms only).
     """
-    perm = torch.tensor(joint_set.flip_permutation(), device=joints2d.device)
+    perm = torch.tensor(joint_set.flip_permutation() if perm is None else perm, device=joints2d.device)
     flipped = joints2d[..., perm, :]
     return torch.where(swaps[..., None, None], flipped, joints2d)
 
 
 @torch.no_grad()
 def match_views(joints2d: torch.Tensor, projections: torch.Tensor, joint_set: JointSet,
-                weights: torch.Tensor | None = None) -> torch.Tensor:
+                weights: torch.Tensor | None = None, perm: list[int] | None = None,
+                joints: list[int] | None = None) -> torch.Tensor:
     """Per-view left/right swap pattern with the lowest re-projection error.
 
     Args:
         joints2d: ``[B, V, J, 2]`` per-view joints in the coordinates of ``projections``.
         projections: ``[B, V, 3, 4]``.
         weights: ``[B, V, J]`` or None (e.g. 0 for invalid views).
+        perm: label permutation of a swap (default: the whole body; :func:`arm_permutation`: the arms).
+        joints: joint indices whose re-projection error decides (default: all).
     Returns:
         ``[B, V]`` bool, True where that view's labels should be swapped.
     """
@@ -64,13 +70,15 @@ def match_views(joints2d: torch.Tensor, projections: torch.Tensor, joint_set: Jo
     P = pats.shape[0]
     if P == 1:
         return pats.expand(B, V).clone()
-    cand = apply_view_swaps(joints2d[:, None].expand(B, P, *joints2d.shape[1:]), pats[None].expand(B, P, V), joint_set)
+    sel = slice(None) if joints is None else torch.tensor(joints, device=joints2d.device)
+    cand = apply_view_swaps(joints2d[:, None].expand(B, P, *joints2d.shape[1:]), pats[None].expand(B, P, V), joint_set,
+                            perm)[..., sel, :]
     Pm = projections[:, None].expand(B, P, *projections.shape[1:])
     w = None
     if weights is not None:
         wc = weights[:, None].expand(B, P, *weights.shape[1:])
-        w = apply_view_swaps(wc[..., None], pats[None].expand(B, P, V), joint_set)[..., 0]
-    X = triangulate(cand, Pm, w, method="normal")  # [B, P, J, 3]
+        w = apply_view_swaps(wc[..., None], pats[None].expand(B, P, V), joint_set, perm)[..., sel, 0]
+    X = triangulate(cand, Pm, w, method="normal")  # [B, P, J', 3]
     err = (project_P(X[:, :, None], Pm) - cand).norm(dim=-1)  # [B, P, V, J]
     if w is not None:
         err = (err * w).sum((-1, -2)) / w.sum((-1, -2)).clamp_min(1e-8)
@@ -183,26 +191,41 @@ def derive_centres(joints3d: torch.Tensor, joint_set: JointSet) -> torch.Tensor:
     return out
 
 
+def arm_joints(joint_set: JointSet) -> list[int]:
+    """Indices of the shoulders, elbows and wrists."""
+    return [joint_set.index(s + n) for s in "LR" for n in ("Shoulder", "Elbow", "Wrist")]
+
+
 def lift(joints2d: torch.Tensor, projections: torch.Tensor, joint_set: JointSet, weights: torch.Tensor | None = None,
          matching: bool = True, selection: bool = True, arms_separately: bool = True,
-         centres: bool = True) -> dict:
+         centres: bool = True, arm_matching: bool = False) -> dict:
     """Per-view 2D -> one 3D pose per sample (the multi-view path of DESIGN §4).
 
     Args:
         joints2d: ``[B, V, J, 2]`` in the coordinates of ``projections`` ``[B, V, 3, 4]``, V >= 2.
         weights: ``[B, V, J]`` per-view confidences (0 for invalid views) or None.
+        arm_matching: match the body's labels per view by the non-arm joints, then the arms' labels
+            per view on their own (a view may label its arms the other way round from its legs).
     Returns:
-        dict with ``joints3d [B, J, 3]`` (world, differentiable), ``swaps [B, V]``,
+        dict with ``joints3d [B, J, 3]`` (world, differentiable), ``swaps [B, V]``, ``arm_swaps [B, V]``,
         ``flip [B]``, ``arm_flip [B]`` (bool, no grad) and ``joints2d_matched [B, V, J, 2]``.
     """
     B, V = joints2d.shape[:2]
     projections = projections.to(joints2d.dtype)
     if matching:
-        swaps = match_views(joints2d, projections, joint_set, weights)
+        # with arm matching, the body's swaps are decided by the other joints, the arms' by theirs
+        body = [k for k in range(joint_set.num_joints) if k not in arm_joints(joint_set)] if arm_matching else None
+        swaps = match_views(joints2d, projections, joint_set, weights, joints=body)
     else:
         swaps = torch.zeros(B, V, dtype=torch.bool, device=joints2d.device)
     x = apply_view_swaps(joints2d, swaps, joint_set)
     w = None if weights is None else apply_view_swaps(weights[..., None], swaps, joint_set)[..., 0]
+    arm_swaps = torch.zeros(B, V, dtype=torch.bool, device=joints2d.device)
+    if matching and arm_matching:
+        aperm = arm_permutation(joint_set)
+        arm_swaps = match_views(x, projections, joint_set, w, perm=aperm, joints=arm_joints(joint_set))
+        x = apply_view_swaps(x, arm_swaps, joint_set, aperm)
+        w = None if w is None else apply_view_swaps(w[..., None], arm_swaps, joint_set, aperm)[..., 0]
     X = triangulate(x, projections, w)
     flip = torch.zeros(B, dtype=torch.bool, device=X.device)
     arm_flip = torch.zeros_like(flip)
@@ -212,4 +235,5 @@ def lift(joints2d: torch.Tensor, projections: torch.Tensor, joint_set: JointSet,
         X = apply_labelling(X, flip, arm_flip, joint_set)
     if centres:
         X = derive_centres(X, joint_set)
-    return {"joints3d": X, "swaps": swaps, "flip": flip, "arm_flip": arm_flip, "joints2d_matched": x}
+    return {"joints3d": X, "swaps": swaps, "arm_swaps": arm_swaps, "flip": flip, "arm_flip": arm_flip,
+            "joints2d_matched": x}

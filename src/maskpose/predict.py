@@ -474,6 +474,9 @@ def _lift_multiview(pred: dict, batch: dict, cfg, js: JointSet, S: int, to_px: t
     swaps, flip, arm_flip = lifted["swaps"], lifted["flip"], lifted["arm_flip"]
     x = mv.apply_view_swaps(pred["joints2d"], swaps, js)
     c = mv.apply_view_swaps(pred["confidence"][..., None], swaps, js)[..., 0]
+    aperm = mv.arm_permutation(js)
+    x = mv.apply_view_swaps(x, lifted["arm_swaps"], js, aperm)
+    c = mv.apply_view_swaps(c[..., None], lifted["arm_swaps"], js, aperm)[..., 0]
     fl, af = flip[:, None].expand(B, V), arm_flip[:, None].expand(B, V)
     x = mv.apply_labelling(x, fl, af, js)
     c = mv.apply_labelling(c[..., None], fl, af, js)[..., 0]

@@ -52,6 +52,7 @@ class MethodConfig:
     matching: bool = True                # per-view L/R matching by re-projection error
     selection: bool = True               # anatomical global selection of the labelling
     arms_separately: bool = True         # select the arms' L/R separately from the legs'
+    arm_matching: bool = False           # per-view L/R matching of the arms on their own, after the whole body's
     centres: bool = True                 # pelvis / thorax derived as hip / shoulder midpoints
     confidence_weights: bool = False     # weight the DLT by the detector's per-joint confidence
 
@@ -211,7 +212,8 @@ def lift_batch(pred: dict, batch: dict, cfg: TrainConfig, joint_set: JointSet) -
         w = w * pred["confidence"].detach()
     return mv.lift(pred["joints2d"], batch["crop_cameras"], joint_set, weights=w,
                    matching=cfg.method.matching, selection=cfg.method.selection,
-                   arms_separately=cfg.method.arms_separately, centres=cfg.method.centres)
+                   arms_separately=cfg.method.arms_separately, centres=cfg.method.centres,
+                   arm_matching=cfg.method.arm_matching)
 
 
 def single_view_joints3d(pred: dict, batch: dict, cfg: TrainConfig, ref_stature_mm: float = 1750.0):
