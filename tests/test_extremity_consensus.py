@@ -136,7 +136,7 @@ def _reference_loss(tips, shoulders, reach, points, pv, exclude, P, vv, size, si
         for m0 in range(points.shape[1]):
             for m1 in range(points.shape[1]):
                 if m0 != m1 and allowed[0][m0] and allowed[1][m1]:
-                    c = float((tips[b, 0] - points[b, m0]).norm() + (tips[b, 1] - points[b, m1]).norm())
+                    c = float((tips[b, 0] - points[b, m0]).detach().norm() + (tips[b, 1] - points[b, m1]).detach().norm())
                     if c < best:
                         best, choice = c, {0: m0, 1: m1}
         if choice is None:  # at most one tip gets its nearest allowed point
@@ -206,3 +206,12 @@ def test_consensus_points_on_synthetic_bodies_are_hands_head_and_feet(tmp_path):
     d = torch.where(pv[:, None], d, torch.full_like(d, 1e9))
     recall = float((d.min(-1).values < 100).float().mean())
     assert precision > 0.7 and recall > 0.35, (precision, recall)
+
+
+def test_consensus_rejects_mismatched_shapes():
+    import pytest
+
+    P, pts, _ = _scene()
+    cand, ok = _candidates(P, pts)
+    with pytest.raises(ValueError, match="projections"):
+        consensus_extremities(cand, ok, P[None, :3], SIZE)

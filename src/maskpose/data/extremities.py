@@ -90,6 +90,10 @@ def consensus_extremities(candidates: np.ndarray, valid: np.ndarray, projections
 
     from ..geometry import project_P, triangulate
 
+    if candidates.ndim != 4 or candidates.shape[-1] != 2 or valid.shape != candidates.shape[:3] \
+            or projections.shape != (*candidates.shape[:2], 3, 4):
+        raise ValueError(f"consensus_extremities: expected candidates [N, V, K, 2], valid [N, V, K] and projections "
+                         f"[N, V, 3, 4], got {list(candidates.shape)}, {list(valid.shape)}, {list(projections.shape)}")
     N, V, K = candidates.shape[:3]
     M = max_points
     pts_out = np.zeros((N, M, 3), np.float32)
@@ -130,7 +134,7 @@ def consensus_extremities(candidates: np.ndarray, valid: np.ndarray, projections
         if not good.any():
             continue
         # re-triangulate from all supporting views' nearest candidates
-        xs = torch.gather(c, 2, kmin.permute(0, 1, 2)[..., None].expand(n, V, kmin.shape[2], 2))  # [n, V, H, 2]
+        xs = torch.gather(c, 2, kmin[..., None].expand(n, V, kmin.shape[2], 2))  # [n, V, H, 2]
         w = inlier.double()
         Xr = triangulate(xs.permute(0, 2, 1, 3)[..., None, :], P[:, None], w.permute(0, 2, 1)[..., None],
                          method="normal")[..., 0, :]  # [n, H, 3]
