@@ -215,3 +215,38 @@ def test_consensus_rejects_mismatched_shapes():
     cand, ok = _candidates(P, pts)
     with pytest.raises(ValueError, match="projections"):
         consensus_extremities(cand, ok, P[None, :3], SIZE)
+
+
+def test_rest_arm_loss_pulls_free_wrists_down_and_ignores_assigned_hands():
+    from maskpose.skeleton import H36M18 as js
+
+    from test_multiview import standing_pose
+
+    X = torch.stack([standing_pose(0.4, arms_out=0.0), standing_pose(1.2, arms_out=1.2)]).double()  # hanging / raised
+    free = torch.tensor([[True, True], [True, True]])
+    per = [float(L.rest_arm_loss(X[i:i + 1], js, free[i:i + 1])) for i in range(2)]
+    assert per[0] < 0.2 < 1.0 < per[1]  # a hanging arm is (nearly) at rest, a raised one is not
+    # assigned hands are left alone
+    assert float(L.rest_arm_loss(X, js, torch.zeros(2, 2, dtype=torch.bool))) == 0.0
+    # the gradient (target detached by design) is the closed-form Cauchy gradient at the wrists only
+    from maskpose import multiview as mv
+
+    Xr = X[1:].clone().requires_grad_(True)
+    L.rest_arm_loss(Xr, js, free[1:]).backward()
+    _, _, up = mv.body_frame(X[1:], js)
+    for s in "LR":
+        sh, el, wr = (X[1, js.index(s + n)] for n in ("Shoulder", "Elbow", "Wrist"))
+        r = sh - ((el - sh).norm() + (wr - el).norm()) * up[0]
+        e = wr - r
+        expected = 2 * e / (150.0 ** 2 + (e ** 2).sum()) / 2  # mean over the two free hands
+        torch.testing.assert_close(Xr.grad[0, js.index(s + "Wrist")], expected, rtol=1e-9, atol=1e-12)
+        assert float((Xr.grad[0, js.index(s + "Wrist")] * up[0]).sum()) > 0  # descent moves the wrist down
+    others = [k for k in range(js.num_joints) if k not in (js.index("LWrist"), js.index("RWrist"))]
+    assert float(Xr.grad[0, others].abs().max()) == 0.0
+
+
+def test_extremity_loss_3d_reports_its_assignment():
+    args = _loss_inputs()
+    loss, use = L.extremity_loss_3d(*args, size=64, return_assignment=True)
+    assert torch.equal(loss, L.extremity_loss_3d(*args, size=64))
+    assert use.shape == (2, 2) and use.dtype == torch.bool

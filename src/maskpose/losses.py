@@ -64,11 +64,13 @@ class LossConfig:
     extremity_local_from: int = -1      # consensus mode: from this step only points within extremity_radius_mm
     extremity_radius_mm: float = 150.0  #   of a hand tip attract it (-1: long-range pull throughout)
     hand_extend: float = 0.3            # hand tip = wrist + hand_extend (wrist - elbow)
+    rest: float = 0.0                   # experimental: hands the consensus pull leaves without a target are
+                                        #   pulled towards hanging straight down (rest_arm_loss)
     extremity_decay_start: int = -1     # step from which the extremity weight decays (-1: never)
     extremity_decay_steps: int = 2000
 
     def validate(self) -> None:
-        for k in ("mask", "physique", "prop", "sym", "hinge", "nose", "depth", "extremity"):
+        for k in ("mask", "physique", "prop", "sym", "hinge", "nose", "depth", "extremity", "rest"):
             if getattr(self, k) < 0:
                 raise ValueError(f"loss.{k} must be >= 0, got {getattr(self, k)}")
         if self.extremity_radius_mm <= 0 or self.hand_extend < 0:
@@ -285,10 +287,49 @@ def extremity_loss(tips: torch.Tensor, candidates: torch.Tensor, cand_valid: tor
     return loss.sum() / use.sum().clamp_min(1)
 
 
+@torch.no_grad()
+def _allowed_points(tips, shoulders, reach, points, points_valid, exclude, exclude_mm):
+    """``(d [B, 2, M]`` tip-to-point distances (mm), ``allowed [B, 2, M])``: valid points within
+    ``reach`` of each side's shoulder and farther than ``exclude_mm`` from every ``exclude`` point."""
+    ok = points_valid & ((points[:, :, None] - exclude[:, None].to(points)).norm(dim=-1) > exclude_mm).all(-1)
+    d = (tips.detach()[:, :, None] - points[:, None]).norm(dim=-1)
+    reachable = (points[:, None] - shoulders.detach()[:, :, None]).norm(dim=-1) <= reach[..., None]
+    return d, ok[:, None] & reachable
+
+
+def rest_arm_loss(joints3d: torch.Tensor, joint_set: JointSet, free: torch.Tensor,
+                  sigma_mm: float = 150.0) -> torch.Tensor:
+    """A weak rest prior for hands with no extremity evidence (experimental, ``loss.rest``).
+
+    ``free [B, 2]`` (L, R) marks the hands that :func:`extremity_loss_3d` left without a target (no
+    multi-view extremity point within their arm's reach): in the masks such a hand is against or in
+    front of the body. Without a term for them the network folds these arms into the torso's
+    silhouette, where the mask loss cannot see them (docs/results/training-notes.md); this pulls the
+    wrist towards the arm hanging straight down from its shoulder along the body's up axis, by the
+    pose's own arm length: Cauchy ``log(1 + d^2 / sigma^2)`` in mm. Label-free.
+
+    Args:
+        joints3d: ``[B, J, 3]`` mm; free ``[B, 2]`` bool.
+    Returns:
+        Mean over the free hands (0 with a graph when there is none).
+    """
+    j = joint_set.index
+    _, _, up = mv.body_frame(joints3d, joint_set)
+    losses = []
+    for s in "LR":
+        shoulder, elbow, wrist = (joints3d[:, j(f"{s}{n}")] for n in ("Shoulder", "Elbow", "Wrist"))
+        length = ((elbow - shoulder).norm(dim=-1) + (wrist - elbow).norm(dim=-1)).detach()
+        rest = shoulder.detach() - length[:, None] * up.detach()
+        losses.append(torch.log1p(((wrist - rest) ** 2).sum(-1) / sigma_mm ** 2))
+    loss = torch.stack(losses, dim=-1) * free.to(joints3d.dtype)
+    return loss.sum() / free.sum().clamp_min(1)
+
+
 def extremity_loss_3d(tips: torch.Tensor, shoulders: torch.Tensor, reach: torch.Tensor, points: torch.Tensor,
                       points_valid: torch.Tensor, exclude: torch.Tensor, projections: torch.Tensor,
                       view_valid: torch.Tensor, size: int, sigma_px: float = 10.0,
-                      exclude_mm: float = 250.0, max_dist_mm: float = float("inf")) -> torch.Tensor:
+                      exclude_mm: float = 250.0, max_dist_mm: float = float("inf"),
+                      return_assignment: bool = False):
     """Attraction of the 3D hand tips to multi-view consistent mask extremities
     (:func:`maskpose.data.extremities.consensus_extremities`), measured in every view.
 
@@ -306,18 +347,18 @@ def extremity_loss_3d(tips: torch.Tensor, shoulders: torch.Tensor, reach: torch.
         exclude: ``[B, E, 3]`` mm. projections ``[B, V, 3, 4]`` (normalised crop coords),
         view_valid ``[B, V]`` bool. size: crop size (px).
     Returns:
-        Scalar; 0 (with a graph) when no tip has a target.
+        Scalar; 0 (with a graph) when no tip has a target. With ``return_assignment`` also
+        ``use [B, 2]`` bool: which tips got a target.
     """
     B, M = points.shape[:2]
     if M == 0:
-        return tips.sum() * 0.0
+        zero = tips.sum() * 0.0
+        return (zero, torch.zeros(B, 2, dtype=torch.bool, device=tips.device)) if return_assignment else zero
     pts = points.to(tips)
     with torch.no_grad():
-        ok = points_valid & ((pts[:, :, None] - exclude[:, None].to(tips)).norm(dim=-1) > exclude_mm).all(-1)  # [B, M]
-        d = (tips.detach()[:, :, None] - pts[:, None]).norm(dim=-1)  # [B, 2, M]
-        reachable = (pts[:, None] - shoulders.detach()[:, :, None]).norm(dim=-1) <= reach[..., None]
+        d, allowed = _allowed_points(tips, shoulders, reach, pts, points_valid, exclude, exclude_mm)
+        allowed = allowed & (d <= max_dist_mm)  # [B, 2, M]
         big = torch.finfo(d.dtype).max / 4
-        allowed = ok[:, None] & reachable & (d <= max_dist_mm)  # [B, 2, M]
         d = torch.where(allowed, d, torch.full_like(d, big))
         # cheapest distinct pair, or one tip alone when only it has an allowed point
         pair = d[:, 0, :, None] + d[:, 1, None, :]
@@ -341,7 +382,8 @@ def extremity_loss_3d(tips: torch.Tensor, shoulders: torch.Tensor, reach: torch.
     dist2 = ((t2 - g2) * px).pow(2).sum(-1)  # [B, V, 2]
     w = (use[:, None, :] & view_valid[:, :, None]).to(tips.dtype)
     loss = torch.log1p(dist2 / sigma_px ** 2) * w
-    return loss.sum() / w.sum().clamp_min(1)
+    loss = loss.sum() / w.sum().clamp_min(1)
+    return (loss, use) if return_assignment else loss
 
 
 def arm_reach(joints3d: torch.Tensor, joint_set: JointSet, extend: float = 0.3, slack: float = 1.2) -> torch.Tensor:

@@ -320,10 +320,13 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
         shoulders = X[:, [j("LShoulder"), j("RShoulder")]]
         excl3 = X[:, [j("LAnkle"), j("RAnkle"), j("head")]].detach()
         local = 0 <= lc.extremity_local_from <= step
-        terms["extremity"] = we * L.extremity_loss_3d(tips3, shoulders, L.arm_reach(X, joint_set, lc.hand_extend),
-                                                      batch["points"], batch["points_valid"], excl3, P, batch["valid"],
-                                                      S, lc.extremity_sigma_px, lc.extremity_exclude_mm,
-                                                      lc.extremity_radius_mm if local else float("inf"))
+        ext, assigned = L.extremity_loss_3d(tips3, shoulders, L.arm_reach(X, joint_set, lc.hand_extend),
+                                            batch["points"], batch["points_valid"], excl3, P, batch["valid"],
+                                            S, lc.extremity_sigma_px, lc.extremity_exclude_mm,
+                                            lc.extremity_radius_mm if local else float("inf"), return_assignment=True)
+        terms["extremity"] = we * ext
+        if lc.rest > 0:
+            terms["rest"] = lc.rest * L.rest_arm_loss(X, joint_set, ~assigned)
     elif we > 0:
         tips = L.hand_tips(x2d, joint_set, lc.hand_extend)  # [B, V, 2, 2]
         j = joint_set.index
