@@ -52,7 +52,7 @@ class MethodConfig:
     matching: bool = True                # per-view L/R matching by re-projection error
     selection: bool = True               # anatomical global selection of the labelling
     arms_separately: bool = True         # select the arms' L/R separately from the legs'
-    arm_matching: bool = False           # per-view L/R matching of the arms on their own, after the whole body's
+    arm_matching: bool = False           # per-view L/R matching: the body's by its non-arm joints, then the arms' on their own
     centres: bool = True                 # pelvis / thorax derived as hip / shoulder midpoints
     confidence_weights: bool = False     # weight the DLT by the detector's per-joint confidence
 
