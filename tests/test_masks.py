@@ -218,15 +218,21 @@ def test_selector_reasons_and_state_roundtrip():
     assert np.array_equal(sel.select([None, nxt])[1].mask, other.select([None, nxt])[1].mask)
 
 
-def test_selector_cross_view_choice_with_calibrated_cameras():
-    """Two people; in view 2 the wrong one is larger and central. The calibrated cameras pick, in every view,
-    the blobs that belong to the same 3D person (the one that is largest in views 0 and 1)."""
-    H, W = 240, 320
+def _three_cameras() -> list:
+    """Three calibrated 320 x 240 cameras at 0, 90 and 200 degrees around the origin, 5 m away."""
     cams = []
     for az in (0.0, 90.0, 200.0):
         a = np.radians(az)
         R, t = look_at([5000 * np.cos(a), 5000 * np.sin(a), 1500.0], [0.0, 0.0, 900.0])
         cams.append(Camera(K=[[400.0, 0, 159.5], [0, 400, 119.5], [0, 0, 1]], R=R, t=t))
+    return cams
+
+
+def test_selector_cross_view_choice_with_calibrated_cameras():
+    """Two people; in view 2 the wrong one is larger and central. The calibrated cameras pick, in every view,
+    the blobs that belong to the same 3D person (the one that is largest in views 0 and 1)."""
+    H, W = 240, 320
+    cams = _three_cameras()
     main, other = np.array([0.0, 0.0, 900.0]), np.array([1200.0, -1500.0, 900.0])
     masks, truth = [], []
     for v, cam in enumerate(cams):
@@ -255,11 +261,7 @@ def test_selector_drops_a_track_that_disagrees_with_the_other_views():
     """A view whose track sits on the other person (or on a body part) is re-initialised when the calibrated views
     disagree."""
     H, W = 240, 320
-    cams = []
-    for az in (0.0, 90.0, 200.0):
-        a = np.radians(az)
-        R, t = look_at([5000 * np.cos(a), 5000 * np.sin(a), 1500.0], [0.0, 0.0, 900.0])
-        cams.append(Camera(K=[[400.0, 0, 159.5], [0, 400, 119.5], [0, 0, 1]], R=R, t=t))
+    cams = _three_cameras()
     main, other = np.array([0.0, 0.0, 900.0]), np.array([1200.0, -1500.0, 900.0])
     masks, truth, wrong = [], [], []
     for cam in cams:
