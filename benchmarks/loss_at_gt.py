@@ -54,6 +54,7 @@ class Variant:
     extremity: float = 0.0       # hand-tip attraction to each view's geodesic extremities (2D, per view)
     extremity_3d: float = 0.0    # hand-tip attraction to multi-view consistent extremities (3D consensus)
     extremity_radius_mm: float = float("inf")  # 3D mode: only points this close to a tip attract it
+    cover: float = 0.0           # arms pulled to mask pixels the body leaves unexplained (loss.cover)
 
 
 VARIANTS = [
@@ -91,6 +92,10 @@ VARIANTS = [
     Variant("training default, extremity off, radii +-20 %, prop 1, tau 0.25", "capsule", priors=True,
             geodesic=False, centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1,
             learned_radii=True, radii_bound=0.18, prop=1.0, tau_px=0.25),
+    Variant("training default + cover 1, extremity off", "capsule", priors=True, geodesic=False,
+            centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, cover=1.0),
+    Variant("training default + cover 1 (3D consensus extremity)", "capsule", priors=True, geodesic=False,
+            centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity_3d=0.5, cover=1.0),
 ]
 
 
@@ -148,6 +153,9 @@ def fit(v: Variant, gt: torch.Tensor, masks, weights, P, valid, iters=100, lr=5.
             m = L.render_body(Xc, Pf, js, S, replace(cfg, feet=v.feet, fill=True, tau_px=v.tau_px), torch.exp(0.3 * torch.tanh(log_g)), segs,
                               radii0 * torch.exp(v.radii_bound * torch.tanh(log_r / v.radii_bound) if v.radii_bound > 0 else log_r))
             l = L.weighted_l2(m * vd, masks * vd, G) * V
+            if v.cover:
+                l = l + v.cover * L.cover_terms(Xc, Pf, js, masks * vd, m.detach(), S, replace(cfg, feet=v.feet),
+                                                torch.exp(0.3 * torch.tanh(log_g))) * V
         if v.priors:
             l = l + v.prop * L.proportion_prior(Xc, js) + v.sym * L.symmetry_prior(Xc, js)
         if v.hinge or v.nose:

@@ -170,7 +170,8 @@ def test_ddp_two_cpu_processes(tiny, tmp_path):
     {"loss.preset": "paper"}, {"loss.preset": "gaussian_joints"}, {"method.triangulate": False},
     {"method.matching": False, "method.selection": False}, {"loss.physique": 1.0}, {"loss.geodesic": True},
     {"loss.extremity_mode": "view"}, {"loss.extremity_local_from": 0, "loss.extremity_radius_mm": 400.0},
-    {"loss.rest": 0.1, "method.arm_matching": True},
+    {"loss.rest": 0.1, "method.arm_matching": True}, {"loss.cover": 1.0},
+    {"loss.cover": 1.0, "method.triangulate": False},
 ])
 def test_every_ablation_switch_gives_a_finite_loss_with_gradients(tiny, variant):
     """Paper preset, Gaussian-joint baseline, single-view ("without Delta"), no matching/selection,
@@ -187,6 +188,7 @@ def test_every_ablation_switch_gives_a_finite_loss_with_gradients(tiny, variant)
     assert torch.isfinite(total) and "mask" in terms and "extremity" in terms
     if spn is not None:
         assert "physique" in terms
+    assert ("cover" in terms) == (cfg.loss.cover > 0)
     total.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0

@@ -66,17 +66,19 @@ class LossConfig:
     hand_extend: float = 0.3            # hand tip = wrist + hand_extend (wrist - elbow)
     rest: float = 0.0                   # experimental: hands the consensus pull leaves without a target are
                                         #   pulled towards hanging straight down (rest_arm_loss)
+    cover: float = 0.0                  # pull of the arms to mask pixels the body leaves unexplained (coverage_loss)
+    cover_sigma_px: float = 4.0
     extremity_decay_start: int = -1     # step from which the extremity weight decays (-1: never)
     extremity_decay_steps: int = 2000
 
     def validate(self) -> None:
-        for k in ("mask", "physique", "prop", "sym", "hinge", "nose", "depth", "extremity", "rest"):
+        for k in ("mask", "physique", "prop", "sym", "hinge", "nose", "depth", "extremity", "rest", "cover"):
             if getattr(self, k) < 0:
                 raise ValueError(f"loss.{k} must be >= 0, got {getattr(self, k)}")
         if self.extremity_radius_mm <= 0 or self.hand_extend < 0:
             raise ValueError("loss.extremity_radius_mm must be > 0 and loss.hand_extend >= 0")
-        if self.tau_px <= 0 or self.paper_width <= 0 or self.extremity_sigma_px <= 0:
-            raise ValueError("loss.tau_px, loss.paper_width and loss.extremity_sigma_px must be > 0")
+        if self.tau_px <= 0 or self.paper_width <= 0 or self.extremity_sigma_px <= 0 or self.cover_sigma_px <= 0:
+            raise ValueError("loss.tau_px, loss.paper_width, loss.extremity_sigma_px and loss.cover_sigma_px must be > 0")
 
 
 # ------------------------------------------------------------------ camera helpers
@@ -144,6 +146,47 @@ def foot_segments(joints3d: torch.Tensor, joint_set: JointSet) -> tuple[torch.Te
     ankles = torch.stack([joints3d[:, j("RAnkle")], joints3d[:, j("LAnkle")]], dim=1)  # [B, 2, 3]
     base = ankles - FOOT_DROP_MM * up[:, None]
     return base - FOOT_BACK_MM * fwd[:, None], base + FOOT_FRONT_MM * fwd[:, None]
+
+
+def cover_terms(joints3d, projections, joint_set: JointSet, target, covered, size: int, cfg: LossConfig,
+                girth=None, groups=None) -> torch.Tensor:
+    """:func:`coverage_loss` for a batch: own capsules = the ``arm`` group's segments, rivals = the
+    ``leg`` and ``head`` groups' (and the feet when ``cfg.feet``); ``groups`` = the cascade's active ones.
+
+    Args:
+        joints3d ``[B, J, 3]`` mm; projections ``[B, V, 3, 4]``; target, covered ``[B, V, 1, S, S]``.
+    """
+    segs = joint_set.select_segments(groups)
+    own = tuple(s for s in segs if s.group == "arm")
+    rival = tuple(s for s in segs if s.group in ("leg", "head"))
+    if not own:
+        return joints3d.sum() * 0.0
+    B, V = projections.shape[:2]
+
+    def proj(ss):
+        wa, wb = joint_set.segment_matrices(ss)
+        radii = torch.tensor([s.radius_mm for s in ss], dtype=joints3d.dtype, device=joints3d.device)
+        a, b, r = project_segments(joints3d, projections, wa, wb, radii, girth)
+        return a, b, r
+
+    ao, bo, ro = proj(own)
+    if rival:
+        ar, br, rr = (t.detach() for t in proj(rival))
+    else:
+        ar = br = ao.new_zeros(B, V, 0, 2)
+        rr = ro.new_zeros(B, V, 0)
+    if cfg.feet and {"LAnkle", "RAnkle", "LHip", "RHip"} <= set(joint_set.joints):
+        with torch.no_grad():
+            fa, fb = foot_segments(joints3d, joint_set)
+            fa2, fb2 = project_P(fa[:, None], projections), project_P(fb[:, None], projections)
+            fz = depth_P(0.5 * (fa + fb)[:, None], projections).clamp_min(1.0)
+            fr = FOOT_RADIUS_MM * focal_normalized(projections)[..., None] / fz
+            if girth is not None:
+                fr = fr * girth[:, None, None]
+        ar, br, rr = torch.cat([ar, fa2], 2), torch.cat([br, fb2], 2), torch.cat([rr, fr], 2)
+    fl = lambda t: t.flatten(0, 1)  # noqa: E731
+    return coverage_loss(fl(ao), fl(bo), fl(ro), fl(ar), fl(br), fl(rr), target.reshape(B * V, size, size),
+                         covered.reshape(B * V, size, size), size, cfg.cover_sigma_px)
 
 
 def render_body(joints3d, projections, joint_set: JointSet, size: int, cfg: LossConfig, girth=None, segments=None,
@@ -384,6 +427,67 @@ def extremity_loss_3d(tips: torch.Tensor, shoulders: torch.Tensor, reach: torch.
     loss = torch.log1p(dist2 / sigma_px ** 2) * w
     loss = loss.sum() / w.sum().clamp_min(1)
     return (loss, use) if return_assignment else loss
+
+
+def capsule_distance_px(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor, r: torch.Tensor, size: int) -> torch.Tensor:
+    """Distance in px from points to the surface of 2D capsules (0 inside).
+
+    Args:
+        p: ``[K, 2]`` points; a, b: ``[K, E, 2]`` segment end points; r ``[K, E]`` radii — all in
+            normalised crop coords (one row of capsules per point). size: image side ``S`` (px).
+    Returns:
+        ``[K, E]`` px, ``max(|p - seg| - r, 0)``; differentiable in ``a, b, r`` (``sqrt`` smoothed by
+        1e-12 so a point on the axis has a finite gradient).
+    """
+    v = b - a  # [K, E, 2]
+    w = p[:, None, :] - a
+    vv = (v * v).sum(-1).clamp_min(1e-12)
+    t = ((w * v).sum(-1) / vv).clamp(0.0, 1.0)
+    q = w - t[..., None] * v
+    d = ((q * q).sum(-1) + 1e-12).sqrt() - r
+    return d.clamp_min(0.0) * ((size - 1) / 2.0)
+
+
+def coverage_loss(a_own: torch.Tensor, b_own: torch.Tensor, r_own: torch.Tensor, a_rival: torch.Tensor,
+                  b_rival: torch.Tensor, r_rival: torch.Tensor, target: torch.Tensor, covered: torch.Tensor,
+                  size: int, sigma_px: float = 4.0) -> torch.Tensor:
+    """Long-range pull of the arms towards mask pixels the body leaves unexplained (``loss.cover``).
+
+    The body-mask L2 gives a capsule a gradient only near its own edge: an arm folded into the
+    torso's silhouette never feels the strip of mask beside the torso that a hanging arm makes
+    (docs/results/training-notes.md, "wrists"). Here every foreground pixel that the rendered body
+    does not cover (``target > 0.5`` and ``covered < 0.5``) and that is nearer to an ``own`` capsule
+    (the arms) than to every ``rival`` one (legs, feet, head: their pixels are their own business)
+    pulls the nearest own capsule's surface towards it with the Cauchy ``log(1 + d^2 / sigma^2)``,
+    ``d`` in px. Label-free: only masks and the model's own render are read. Distances are computed
+    for the uncovered pixels only.
+
+    Args:
+        a_own, b_own: ``[N, Eo, 2]`` capsule end points (normalised crop coords), r_own ``[N, Eo]``.
+        a_rival, b_rival, r_rival: ``[N, Er, ...]`` the same for the rival capsules (no gradient).
+        target: ``[N, S, S]`` foreground mask (0 on invalid views); covered ``[N, S, S]`` rendered body
+            (no gradient). size: ``S`` px.
+    Returns:
+        Scalar: mean over the N views of ``sum_p rho(d_p) / S^2`` (0 with a graph when no pixel counts).
+    """
+    from .render import pixel_coords
+
+    N = a_own.shape[0]
+    with torch.no_grad():
+        free = (target.reshape(N, -1) > 0.5) & (covered.reshape(N, -1) < 0.5)
+        n, pix = free.nonzero(as_tuple=True)  # [K]
+        c = pixel_coords(size, dtype=a_own.dtype, device=a_own.device)
+        p = torch.stack([c[pix % size], c[pix // size]], dim=-1)  # [K, 2] (x, y)
+    if n.numel() == 0:
+        return (a_own.sum() + b_own.sum() + r_own.sum()) * 0.0
+    d_own = capsule_distance_px(p, a_own[n], b_own[n], r_own[n], size).min(-1).values  # [K]
+    with torch.no_grad():
+        keep = torch.ones_like(d_own, dtype=torch.bool)
+        if a_rival.shape[1] > 0:
+            d_riv = capsule_distance_px(p, a_rival[n].detach(), b_rival[n].detach(), r_rival[n].detach(), size)
+            keep = d_own.detach() < d_riv.min(-1).values
+    rho = torch.log1p(d_own ** 2 / sigma_px ** 2) * keep.to(d_own.dtype)
+    return rho.sum() / (N * size * size)
 
 
 def arm_reach(joints3d: torch.Tensor, joint_set: JointSet, extend: float = 0.3, slack: float = 1.2) -> torch.Tensor:

@@ -285,6 +285,9 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
                 body = body.reshape(B, V, 1, S, S)
             terms["mask"] = lc.mask * L.weighted_l2(body * valid, target * valid, G, lc.geodesic_squared) * V
             pred_mask = body
+            if lc.cover > 0 and (groups is None or "arm" in groups):
+                terms["cover"] = lc.cover * L.cover_terms(render_X, render_P, joint_set, target * valid, body.detach(),
+                                                          S, lc, girth if multi else girth.repeat_interleave(V), groups) * V
         elif lc.preset == "paper":
             skel = L.render_paper(x2d, joint_set, S, lc, groups)
             terms["mask"] = lc.mask * L.weighted_l2(skel * valid, target * valid, G, lc.geodesic_squared, clip=lc.paper_clip) * V
