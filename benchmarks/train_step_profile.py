@@ -14,18 +14,26 @@ import time
 import torch
 
 from maskpose import losses as L
-from maskpose.config import load_yaml
+from maskpose.config import apply_overrides, load_yaml
 from maskpose.demo import default_config_path
 from maskpose.skeleton import get_joint_set
-from maskpose.train import TensorBatches, TrainConfig, build_model, compute_losses, lift_batch, predict_views
+from maskpose.train import (TensorBatches, TrainConfig, build_model, compute_losses, lift_batch, predict_views,
+                            resolve_device)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def timed(fn, n: int = 10) -> float:
     fn()
+    _sync()
     ts = []
     for _ in range(n):
         t0 = time.perf_counter()
         fn()
+        _sync()
         ts.append(time.perf_counter() - t0)
     return 1000 * statistics.median(ts)
 
@@ -35,19 +43,24 @@ def main(argv=None) -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    ap.add_argument("overrides", nargs="*", help="config overrides, e.g. loss.cover=1")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_yaml(TrainConfig, default_config_path())
+    if args.overrides:
+        cfg = apply_overrides(cfg, args.overrides)
     js = get_joint_set(cfg.joint_set)
     data = TensorBatches(args.data, cfg.model.input)
-    model = build_model(cfg)
+    dev = resolve_device(args.device)
+    model = build_model(cfg).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    dev = torch.device("cpu")
     idx = torch.arange(args.batch)
     b = data.batch(idx, dev)
     V = b["images"].shape[1]
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    gpu = f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {dev}{gpu}")
     print(f"batch: {args.batch} samples x {V} views at {data.size} px; {sum(p.numel() for p in model.parameters())} parameters\n")
     rows = {}
     rows["data (index cached tensors)"] = timed(lambda: data.batch(torch.randint(0, len(data), (args.batch,)), dev))

@@ -205,3 +205,29 @@ def test_init_from_a_checkpoint_fine_tunes_and_refuses_another_architecture(tiny
     other = replace(cfg, model=replace(cfg.model, width=8), log=replace(cfg.log, out=str(tmp_path / "c")))
     with pytest.raises(ValueError, match="does not fit this model"):
         train(other)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_matches_the_cpu_step_and_its_checkpoint_loads_on_cpu(tiny, tmp_path):  # pragma: no cover
+    """One step of the full loss on CUDA equals the CPU step (same weights and batch), and a short CUDA
+    run (data held on the GPU) writes a checkpoint that predicts on the CPU."""
+    cfg = replace(tiny_cfg(tiny, tmp_path / "cuda", steps=6), device="cuda")
+    cfg = replace(cfg, loss=replace(cfg.loss, cover=1.0))
+    data = TensorBatches(cfg.data.train, cfg.model.input)
+    torch.manual_seed(0)
+    model = build_model(cfg).double()
+    b = {k: (v.double() if v.is_floating_point() else v) for k, v in data.batch(torch.arange(3), torch.device("cpu")).items()}
+    total_cpu, terms_cpu, _ = compute_losses(model, b, cfg, H36M18, 10_000)
+    gpu_model = model.cuda()
+    bg = {k: v.cuda() for k, v in b.items()}
+    total_gpu, terms_gpu, _ = compute_losses(gpu_model, bg, cfg, H36M18, 10_000)
+    for k in terms_cpu:
+        assert abs(float(terms_cpu[k]) - float(terms_gpu[k])) < 1e-6 * max(1.0, abs(float(terms_cpu[k]))), k
+    res = train(cfg)
+    ck = load_checkpoint(res["checkpoint"])
+    assert ck["step"] == 6
+    cpu_cfg = replace(cfg, device="cpu")
+    m = build_model(cpu_cfg)
+    m.load_state_dict(ck["model"])
+    out = predict_dataset(m, tiny / "test", cpu_cfg, torch.device("cpu"))
+    assert np.isfinite(out["joints3d"]).all()

@@ -3,7 +3,8 @@
 The network supplies the basin; a per-sample fit refines it (DESIGN §4: a fit from a generic
 template fails under every loss, a fit from a good start converges). The fit optimises the 3D
 joints of each sample (and a girth scale) directly with Adam against the capsule body-mask loss
-of all views, the proportion / symmetry priors and the hinge terms. No labels are read.
+of all views, the proportion / symmetry priors, the hinge terms and (when ``loss.cover`` > 0) the
+arms' coverage pull. No labels are read.
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def fit_poses(joints3d: np.ndarray, masks: torch.Tensor, weights: torch.Tensor |
             loss = loss + max(lc.prop, 0.3) * L.proportion_prior(Xc, joint_set) + max(lc.sym, 0.1) * L.symmetry_prior(Xc, joint_set)
             knee, nose = L.hinge_losses(Xc, joint_set)
             loss = loss + lc.hinge * knee + lc.nose * nose
+            if lc.cover > 0:
+                loss = loss + lc.cover * L.cover_terms(Xc, P, joint_set, m * vd, body.detach(), S, lc, girth) * m.shape[1]
             opt.zero_grad(set_to_none=True)
             # per-sample losses are independent: scale by the batch size so each sample's step is
             # the same as if it were fitted alone (the loss terms are means over the batch)

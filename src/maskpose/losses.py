@@ -68,6 +68,7 @@ class LossConfig:
                                         #   pulled towards hanging straight down (rest_arm_loss)
     cover: float = 0.0                  # pull of the arms to mask pixels the body leaves unexplained (coverage_loss)
     cover_sigma_px: float = 4.0
+    cover_from: int = 0                 # step from which loss.cover acts (the body settles first)
     extremity_decay_start: int = -1     # step from which the extremity weight decays (-1: never)
     extremity_decay_steps: int = 2000
 
@@ -75,6 +76,8 @@ class LossConfig:
         for k in ("mask", "physique", "prop", "sym", "hinge", "nose", "depth", "extremity", "rest", "cover"):
             if getattr(self, k) < 0:
                 raise ValueError(f"loss.{k} must be >= 0, got {getattr(self, k)}")
+        if self.cover_from < 0:
+            raise ValueError(f"loss.cover_from must be >= 0, got {self.cover_from}")
         if self.extremity_radius_mm <= 0 or self.hand_extend < 0:
             raise ValueError("loss.extremity_radius_mm must be > 0 and loss.hand_extend >= 0")
         if self.tau_px <= 0 or self.paper_width <= 0 or self.extremity_sigma_px <= 0 or self.cover_sigma_px <= 0:

@@ -155,7 +155,16 @@ class TensorBatches:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def to(self, device: torch.device) -> "TensorBatches":
+        """Move the cached tensors to ``device`` (on CUDA batches are then gathered on the GPU instead of
+        copied from the host every step). Returns self."""
+        for k in ("images", "masks", "weights", "cameras", "valid", "candidates", "cand_valid", "points",
+                  "points_valid"):
+            setattr(self, k, getattr(self, k).to(device))
+        return self
+
     def batch(self, idx: torch.Tensor, device: torch.device) -> dict:
+        idx = idx.to(self.images.device)
         masks = self.masks[idx].float().to(device)
         return {
             "images": self.images[idx].to(device).float() / 255.0,
@@ -285,7 +294,7 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
                 body = body.reshape(B, V, 1, S, S)
             terms["mask"] = lc.mask * L.weighted_l2(body * valid, target * valid, G, lc.geodesic_squared) * V
             pred_mask = body
-            if lc.cover > 0 and (groups is None or "arm" in groups):
+            if lc.cover > 0 and step >= lc.cover_from and (groups is None or "arm" in groups):
                 terms["cover"] = lc.cover * L.cover_terms(render_X, render_P, joint_set, target * valid, body.detach(),
                                                           S, lc, girth if multi else girth.repeat_interleave(V), groups) * V
         elif lc.preset == "paper":
@@ -517,6 +526,8 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: Tensor
 
     if data is None:
         data = TensorBatches(cfg.data.train, cfg.model.input)
+    if device.type == "cuda":
+        data.to(device)
     model = build_model(cfg).to(device)
     shape_prior = None
     params = list(model.parameters())
