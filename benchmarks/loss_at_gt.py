@@ -54,6 +54,7 @@ class Variant:
     extremity: float = 0.0       # hand-tip attraction to each view's geodesic extremities (2D, per view)
     extremity_3d: float = 0.0    # hand-tip attraction to multi-view consistent extremities (3D consensus)
     extremity_radius_mm: float = float("inf")  # 3D mode: only points this close to a tip attract it
+    side_mm: float = float("inf")  # 3D mode: points this far on one side only for that side's hand
     cover: float = 0.0           # arms pulled to mask pixels the body leaves unexplained (loss.cover)
 
 
@@ -92,6 +93,8 @@ VARIANTS = [
     Variant("training default, extremity off, radii +-20 %, prop 1, tau 0.25", "capsule", priors=True,
             geodesic=False, centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1,
             learned_radii=True, radii_bound=0.18, prop=1.0, tau_px=0.25),
+    Variant("training default, consensus points sided (100 mm)", "capsule", priors=True, geodesic=False,
+            centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity_3d=0.5, side_mm=100.0),
     Variant("training default + cover 1, extremity off", "capsule", priors=True, geodesic=False,
             centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, cover=1.0),
     Variant("training default + cover 1 (3D consensus extremity)", "capsule", priors=True, geodesic=False,
@@ -176,7 +179,8 @@ def fit(v: Variant, gt: torch.Tensor, masks, weights, P, valid, iters=100, lr=5.
             pts, pv = POINTS
             l = l + v.extremity_3d * L.extremity_loss_3d(tips3, sh, L.arm_reach(Xc, js), pts[:B], pv[:B], ex3, Pf,
                                                          valid, S, cfg.extremity_sigma_px,
-                                                         max_dist_mm=v.extremity_radius_mm)
+                                                         max_dist_mm=v.extremity_radius_mm,
+                                                         lateral=L.point_sides(pts[:B], Xc, js), side_mm=v.side_mm)
         return l
 
     with torch.no_grad():

@@ -250,3 +250,35 @@ def test_extremity_loss_3d_reports_its_assignment():
     loss, use = L.extremity_loss_3d(*args, size=64, return_assignment=True)
     assert torch.equal(loss, L.extremity_loss_3d(*args, size=64))
     assert use.shape == (2, 2) and use.dtype == torch.bool
+
+
+def test_side_gate_gives_a_one_sided_point_to_the_hand_on_its_side():
+    """One hand raised on the body's left, the other against the body: the only extremity point lies
+    650 mm to the left. The nearer tip (the right hand, folded across) takes it without the gate —
+    rewarding both hands for moving towards it; with ``side_mm`` only the left hand may."""
+    from maskpose.skeleton import H36M18 as js
+
+    X = torch.zeros(1, js.num_joints, 3, dtype=torch.float64)
+    j = js.index
+    X[0, j("LShoulder")] = torch.tensor([0.0, 180.0, 1400.0], dtype=torch.float64)
+    X[0, j("RShoulder")] = torch.tensor([0.0, -180.0, 1400.0], dtype=torch.float64)
+    X[0, j("thorax")] = torch.tensor([0.0, 0.0, 1400.0], dtype=torch.float64)
+    points = torch.tensor([[[0.0, 650.0, 1700.0]]], dtype=torch.float64)
+    pv = torch.ones(1, 1, dtype=torch.bool)
+    lat = L.point_sides(points, X, js)
+    assert torch.allclose(lat, torch.tensor([[650.0]], dtype=torch.float64))
+    tips = torch.tensor([[[0.0, 150.0, 800.0], [0.0, 300.0, 1500.0]]], dtype=torch.float64)  # L low, R folded
+    shoulders = X[:, [j("LShoulder"), j("RShoulder")]]
+    reach = torch.full((1, 2), 1000.0, dtype=torch.float64)
+    exclude = torch.full((1, 1, 3), 1e5, dtype=torch.float64)
+    _, _, _, _, _, _, P, vv = _loss_inputs()
+    args = (tips, shoulders, reach, points, pv, exclude, P[:1], vv[:1], 64)
+    _, use = L.extremity_loss_3d(*args, return_assignment=True)
+    assert use.tolist() == [[False, True]]  # nearest tip: the right hand
+    _, use = L.extremity_loss_3d(*args, return_assignment=True, lateral=lat, side_mm=100.0)
+    assert use.tolist() == [[True, False]]  # sided: the left hand
+    # a point near the midline (within side_mm) stays open to both hands
+    mid = torch.tensor([[[0.0, 60.0, 1900.0]]], dtype=torch.float64)
+    _, use = L.extremity_loss_3d(tips, shoulders, reach, mid, pv, exclude, P[:1], vv[:1], 64, return_assignment=True,
+                                 lateral=L.point_sides(mid, X, js), side_mm=100.0)
+    assert use.tolist() == [[False, True]]

@@ -66,6 +66,8 @@ class LossConfig:
     hand_extend: float = 0.3            # hand tip = wrist + hand_extend (wrist - elbow)
     rest: float = 0.0                   # experimental: hands the consensus pull leaves without a target are
                                         #   pulled towards hanging straight down (rest_arm_loss)
+    extremity_side_mm: float = -1.0     # consensus mode: a point this far (mm) on one side of the body is
+                                        #   only for that side's hand (-1: any hand)
     cover: float = 0.0                  # pull of the arms to mask pixels the body leaves unexplained (coverage_loss)
     cover_sigma_px: float = 4.0
     cover_from: int = 0                 # step from which loss.cover acts (the body settles first)
@@ -375,7 +377,8 @@ def extremity_loss_3d(tips: torch.Tensor, shoulders: torch.Tensor, reach: torch.
                       points_valid: torch.Tensor, exclude: torch.Tensor, projections: torch.Tensor,
                       view_valid: torch.Tensor, size: int, sigma_px: float = 10.0,
                       exclude_mm: float = 250.0, max_dist_mm: float = float("inf"),
-                      return_assignment: bool = False):
+                      return_assignment: bool = False, lateral: torch.Tensor | None = None,
+                      side_mm: float = float("inf")):
     """Attraction of the 3D hand tips to multi-view consistent mask extremities
     (:func:`maskpose.data.extremities.consensus_extremities`), measured in every view.
 
@@ -384,6 +387,11 @@ def extremity_loss_3d(tips: torch.Tensor, shoulders: torch.Tensor, reach: torch.
     farther than ``exclude_mm`` from every ``exclude`` point (predicted ankles: the toes; head), and
     within ``max_dist_mm`` of the tip (a tip with no such point is left alone: late in training only
     nearby extremities hold the hands, so a hand hidden in every view is not dragged to another one).
+    With ``lateral`` (``[B, M]`` mm: each point's offset along the body's left axis, see
+    :func:`point_sides`) a point more than ``side_mm`` on the body's right is not a candidate for
+    the left hand, and vice versa: with one hand raised and the other against the body, the single
+    extremity point then goes to the hand on its side instead of to the nearer tip, which rewarded
+    a network for bringing both hands towards it (docs/results/training-notes.md, "wrists").
     The loss is the Cauchy ``log(1 + d^2 / sigma^2)`` of the px distance between the projected tip
     and the projected target in each valid view, averaged over assigned tips and views.
 
@@ -404,6 +412,9 @@ def extremity_loss_3d(tips: torch.Tensor, shoulders: torch.Tensor, reach: torch.
     with torch.no_grad():
         d, allowed = _allowed_points(tips, shoulders, reach, pts, points_valid, exclude, exclude_mm)
         allowed = allowed & (d <= max_dist_mm)  # [B, 2, M]
+        if lateral is not None and side_mm < float("inf"):
+            lat = lateral.to(d)
+            allowed = allowed & torch.stack([lat >= -side_mm, lat <= side_mm], dim=1)
         big = torch.finfo(d.dtype).max / 4
         d = torch.where(allowed, d, torch.full_like(d, big))
         # cheapest distinct pair, or one tip alone when only it has an allowed point
@@ -491,6 +502,19 @@ def coverage_loss(a_own: torch.Tensor, b_own: torch.Tensor, r_own: torch.Tensor,
             keep = d_own.detach() < d_riv.min(-1).values
     rho = torch.log1p(d_own ** 2 / sigma_px ** 2) * keep.to(d_own.dtype)
     return rho.sum() / (N * size * size)
+
+
+def point_sides(points: torch.Tensor, joints3d: torch.Tensor, joint_set: JointSet) -> torch.Tensor:
+    """Signed offset ``[B, M]`` (mm) of ``points [B, M, 3]`` along the body's left axis (right
+    shoulder to left shoulder) from the thorax (shoulder midpoint without one); no gradient."""
+    j = joint_set.index
+    with torch.no_grad():
+        X = joints3d.to(points)
+        axis = X[:, j("LShoulder")] - X[:, j("RShoulder")]
+        axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        centre = X[:, j("thorax")] if "thorax" in joint_set.joints else 0.5 * (
+            X[:, j("LShoulder")] + X[:, j("RShoulder")])
+        return ((points - centre[:, None]) * axis[:, None]).sum(-1)
 
 
 def arm_reach(joints3d: torch.Tensor, joint_set: JointSet, extend: float = 0.3, slack: float = 1.2) -> torch.Tensor:

@@ -335,7 +335,9 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
         ext, assigned = L.extremity_loss_3d(tips3, shoulders, L.arm_reach(X, joint_set, lc.hand_extend),
                                             batch["points"], batch["points_valid"], excl3, P, batch["valid"],
                                             S, lc.extremity_sigma_px, lc.extremity_exclude_mm,
-                                            lc.extremity_radius_mm if local else float("inf"), return_assignment=True)
+                                            lc.extremity_radius_mm if local else float("inf"), return_assignment=True,
+                                            lateral=L.point_sides(batch["points"], X, joint_set),
+                                            side_mm=lc.extremity_side_mm if lc.extremity_side_mm >= 0 else float("inf"))
         terms["extremity"] = we * ext
         if lc.rest > 0:
             terms["rest"] = lc.rest * L.rest_arm_loss(X, joint_set, ~assigned)
