@@ -1,0 +1,80 @@
+"""Where the wrist error comes from: distribution, arm L/R swaps, and a picture of the worst samples.
+
+    python benchmarks/wrist_diagnosis.py PRED.npz TEST_DIR [--out wrists.png] [--show 3]
+
+PRED.npz is what ``maskpose eval --predictions`` writes (``pred``, ``gt`` ``[N, J, 3]`` world mm, ``ids``);
+TEST_DIR the dataset folder it was evaluated on. Ground truth is read here only to diagnose. Prints the
+root-aligned wrist error percentiles, how much swapping the two arms would recover, and draws the
+samples with the largest wrist error: masks, ground-truth arms (green) and predicted arms (red), left
+solid, right dotted, in every view.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("pred", help="npz with pred, gt [N, J, 3] (maskpose eval --predictions)")
+    ap.add_argument("data", help="the test dataset folder")
+    ap.add_argument("--out", default="", help="PNG of the worst samples")
+    ap.add_argument("--show", type=int, default=3)
+    args = ap.parse_args(argv)
+    from maskpose.skeleton import H36M18 as js
+
+    d = np.load(args.pred)
+    pred, gt = d["pred"], d["gt"]
+    j = js.index
+    W = [j("LWrist"), j("RWrist")]
+    p, g = pred - pred[:, :1], gt - gt[:, :1]
+    e = np.linalg.norm(p[:, W] - g[:, W], axis=-1)  # [N, 2] root-aligned
+    es = np.linalg.norm(p[:, W[::-1]] - g[:, W], axis=-1)
+    q = np.percentile(e, [10, 25, 50, 75, 90])
+    print(f"wrist error (root-aligned, mm): mean {e.mean():.1f}; percentiles 10/25/50/75/90: "
+          + " / ".join(f"{v:.0f}" for v in q))
+    better = es.sum(1) < e.sum(1)
+    print(f"swapping the two arms would lower the wrist error in {better.mean():.1%} of the samples; "
+          f"with the better of the two per sample: {np.minimum(e.sum(1), es.sum(1)).mean() / 2:.1f} mm")
+    bad = e > 500
+    print(f"hands over 500 mm off: {bad.mean():.1%}; in those samples the other hand is off by "
+          f"{np.where(bad[:, ::-1], e, np.nan)[bad[:, ::-1]].mean():.0f} mm on average")
+    if not args.out:
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from maskpose.data.folder import MaskPoseDataset
+    from maskpose.geometry import project_P
+
+    ds = MaskPoseDataset(args.data, with_gt=False, preload=False)
+    worst = np.argsort(-e.max(1))[: args.show]
+    V = ds[0]["masks"].shape[0]
+    fig, axs = plt.subplots(len(worst), V, figsize=(3.4 * V, 3.6 * len(worst)), squeeze=False)
+    for r, i in enumerate(worst):
+        it = ds[int(i)]
+        P = it["crop_cameras"].float()
+        S = it["masks"].shape[-1]
+        for v in range(V):
+            ax = axs[r, v]
+            ax.imshow(it["masks"][v, 0], cmap="gray", vmax=3)
+            ax.axis("off")
+            for X, c in ((gt[i], "lime"), (pred[i], "red")):
+                x = (project_P(torch.tensor(X, dtype=torch.float32)[None], P)[v].numpy() + 1) / 2 * (S - 1)
+                for s, ls in (("L", "-"), ("R", ":")):
+                    k = [j("thorax"), j(s + "Shoulder"), j(s + "Elbow"), j(s + "Wrist")]
+                    ax.plot(x[k, 0], x[k, 1], color=c, lw=2.5, ls=ls, marker="o", ms=3)
+                k = [j("pelvis"), j("thorax"), j("head")]
+                ax.plot(x[k, 0], x[k, 1], color=c, lw=1)
+            ax.set_title(f"sample {i}, view {v}: wrists {e[i, 0]:.0f} (L) / {e[i, 1]:.0f} (R) mm", fontsize=7)
+    fig.suptitle("green: ground truth, red: prediction; left arm solid, right dotted", fontsize=9)
+    plt.tight_layout()
+    plt.savefig(args.out, dpi=65)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
