@@ -153,6 +153,22 @@ def foot_segments(joints3d: torch.Tensor, joint_set: JointSet) -> tuple[torch.Te
     return base - FOOT_BACK_MM * fwd[:, None], base + FOOT_FRONT_MM * fwd[:, None]
 
 
+def _has_feet(cfg: LossConfig, joint_set: JointSet) -> bool:
+    return cfg.feet and {"LAnkle", "RAnkle", "LHip", "RHip"} <= set(joint_set.joints)
+
+
+def project_feet(joints3d: torch.Tensor, projections: torch.Tensor, joint_set: JointSet, girth=None):
+    """The two foot capsules (:func:`foot_segments`) in every view: ``(a [B, V, 2, 2], b [B, V, 2, 2],
+    radius [B, V, 2])`` in normalised crop units (radius 40 mm projected with the foot's depth)."""
+    fa, fb = foot_segments(joints3d, joint_set)
+    fa2, fb2 = project_P(fa[:, None], projections), project_P(fb[:, None], projections)
+    fz = depth_P(0.5 * (fa + fb)[:, None], projections).clamp_min(1.0)
+    fr = FOOT_RADIUS_MM * focal_normalized(projections)[..., None] / fz
+    if girth is not None:
+        fr = fr * girth[:, None, None]
+    return fa2, fb2, fr
+
+
 def cover_terms(joints3d, projections, joint_set: JointSet, target, covered, size: int, cfg: LossConfig,
                 girth=None, groups=None) -> torch.Tensor:
     """:func:`coverage_loss` for a batch: own capsules = the ``arm`` group's segments, rivals = the
@@ -180,14 +196,9 @@ def cover_terms(joints3d, projections, joint_set: JointSet, target, covered, siz
     else:
         ar = br = ao.new_zeros(B, V, 0, 2)
         rr = ro.new_zeros(B, V, 0)
-    if cfg.feet and {"LAnkle", "RAnkle", "LHip", "RHip"} <= set(joint_set.joints):
+    if _has_feet(cfg, joint_set):
         with torch.no_grad():
-            fa, fb = foot_segments(joints3d, joint_set)
-            fa2, fb2 = project_P(fa[:, None], projections), project_P(fb[:, None], projections)
-            fz = depth_P(0.5 * (fa + fb)[:, None], projections).clamp_min(1.0)
-            fr = FOOT_RADIUS_MM * focal_normalized(projections)[..., None] / fz
-            if girth is not None:
-                fr = fr * girth[:, None, None]
+            fa2, fb2, fr = project_feet(joints3d, projections, joint_set, girth)
         ar, br, rr = torch.cat([ar, fa2], 2), torch.cat([br, fb2], 2), torch.cat([rr, fr], 2)
     fl = lambda t: t.flatten(0, 1)  # noqa: E731
     return coverage_loss(fl(ao), fl(bo), fl(ro), fl(ar), fl(br), fl(rr), target.reshape(B * V, size, size),
@@ -206,14 +217,8 @@ def render_body(joints3d, projections, joint_set: JointSet, size: int, cfg: Loss
     if radii_mm is not None:
         radii = radii_mm.to(joints3d)
     a, b, r = project_segments(joints3d, projections, wa, wb, radii, girth)
-    if cfg.feet and {"LAnkle", "RAnkle", "LHip", "RHip"} <= set(joint_set.joints):
-        fa, fb = foot_segments(joints3d, joint_set)
-        P = projections
-        fa2, fb2 = project_P(fa[:, None], P), project_P(fb[:, None], P)
-        fz = depth_P(0.5 * (fa + fb)[:, None], P).clamp_min(1.0)
-        fr = FOOT_RADIUS_MM * focal_normalized(P)[..., None] / fz
-        if girth is not None:
-            fr = fr * girth[:, None, None]
+    if _has_feet(cfg, joint_set):
+        fa2, fb2, fr = project_feet(joints3d, projections, joint_set, girth)
         a, b, r = torch.cat([a, fa2], 2), torch.cat([b, fb2], 2), torch.cat([r, fr], 2)
     B, V, E = r.shape
     m = render_segments(a.reshape(B * V, E, 2), b.reshape(B * V, E, 2), r.reshape(B * V, E), size,
