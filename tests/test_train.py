@@ -171,6 +171,7 @@ def test_ddp_two_cpu_processes(tiny, tmp_path):
     {"method.matching": False, "method.selection": False}, {"loss.physique": 1.0}, {"loss.geodesic": True},
     {"loss.extremity_mode": "view"}, {"loss.extremity_local_from": 0, "loss.extremity_radius_mm": 400.0},
     {"loss.rest": 0.1, "method.arm_matching": True}, {"loss.cover": 1.0}, {"loss.extremity_side_mm": 100.0},
+    {"loss.girth": False, "loss.cover": 3.0},
     {"loss.cover": 1.0, "method.triangulate": False},
 ])
 def test_every_ablation_switch_gives_a_finite_loss_with_gradients(tiny, variant):

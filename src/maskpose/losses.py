@@ -68,6 +68,7 @@ class LossConfig:
                                         #   pulled towards hanging straight down (rest_arm_loss)
     extremity_side_mm: float = -1.0     # consensus mode: a point this far (mm) on one side of the body is
                                         #   only for that side's hand (-1: any hand)
+    girth: bool = True                  # per-sample girth scale of all radii from the detector (False: 1)
     cover: float = 0.0                  # pull of the arms to mask pixels the body leaves unexplained (coverage_loss)
     cover_sigma_px: float = 4.0
     cover_from: int = 0                 # step from which loss.cover acts (the body settles first)

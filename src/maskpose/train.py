@@ -265,6 +265,8 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
     S = batch["masks"].shape[-1]
     groups = stage_groups(step, cfg)
     girth = pred["girth"]  # per-sample girth scale, bounded to exp(+-0.3) by the detector
+    if not lc.girth:
+        girth = torch.ones_like(girth)
     terms: dict[str, torch.Tensor] = {}
     multi = cfg.method.triangulate and V >= 2
     if multi:
