@@ -334,12 +334,13 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
         shoulders = X[:, [j("LShoulder"), j("RShoulder")]]
         excl3 = X[:, [j("LAnkle"), j("RAnkle"), j("head")]].detach()
         local = 0 <= lc.extremity_local_from <= step
+        sided = lc.extremity_side_mm >= 0  # the points' sides are only computed when the gate is on
         ext, assigned = L.extremity_loss_3d(tips3, shoulders, L.arm_reach(X, joint_set, lc.hand_extend),
                                             batch["points"], batch["points_valid"], excl3, P, batch["valid"],
                                             S, lc.extremity_sigma_px, lc.extremity_exclude_mm,
                                             lc.extremity_radius_mm if local else float("inf"), return_assignment=True,
-                                            lateral=L.point_sides(batch["points"], X, joint_set),
-                                            side_mm=lc.extremity_side_mm if lc.extremity_side_mm >= 0 else float("inf"))
+                                            lateral=L.point_sides(batch["points"], X, joint_set) if sided else None,
+                                            side_mm=lc.extremity_side_mm if sided else float("inf"))
         terms["extremity"] = we * ext
         if lc.rest > 0:
             terms["rest"] = lc.rest * L.rest_arm_loss(X, joint_set, ~assigned)
