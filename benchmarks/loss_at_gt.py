@@ -56,6 +56,10 @@ class Variant:
     extremity_radius_mm: float = float("inf")  # 3D mode: only points this close to a tip attract it
     side_mm: float = float("inf")  # 3D mode: points this far on one side only for that side's hand
     cover: float = 0.0           # arms pulled to mask pixels the body leaves unexplained (loss.cover)
+    hand_extend: float = 0.3     # 3D mode: hand tip = wrist + hand_extend (wrist - elbow)
+    exclude_ends: bool = False   # 3D mode: exclusion also around the toes, heels and crown (loss.extremity_exclude_ends)
+    exclude_mm: float = 250.0    # 3D mode: exclusion radius (loss.extremity_exclude_mm)
+    exclude_body_mm: float = -1.0  # 3D mode: drop points on the non-arm body + margin (loss.extremity_exclude_body_mm)
 
 
 VARIANTS = [
@@ -93,6 +97,18 @@ VARIANTS = [
     Variant("training default, extremity off, radii +-20 %, prop 1, tau 0.25", "capsule", priors=True,
             geodesic=False, centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1,
             learned_radii=True, radii_bound=0.18, prop=1.0, tau_px=0.25),
+    Variant("training default, end of schedule: local phase (150 mm, tip 0.45)", "capsule", priors=True,
+            geodesic=False, centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity_3d=0.5,
+            extremity_radius_mm=150.0, hand_extend=0.45),
+    Variant("training default, exclusion around toes/heels/crown, 120 mm", "capsule", priors=True, geodesic=False,
+            centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity_3d=0.5,
+            exclude_ends=True, exclude_mm=120.0),
+    Variant("training default, end of schedule: local phase (150 mm, tip 0.45), ends excluded (120 mm)", "capsule",
+            priors=True, geodesic=False, centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1,
+            extremity_3d=0.5, extremity_radius_mm=150.0, hand_extend=0.45, exclude_ends=True, exclude_mm=120.0),
+    Variant("training default, points on the predicted non-arm body (+60 mm) excluded", "capsule", priors=True,
+            geodesic=False, centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity_3d=0.5,
+            exclude_mm=0.0, exclude_body_mm=60.0),
     Variant("training default, consensus points sided (100 mm)", "capsule", priors=True, geodesic=False,
             centres=True, feet=True, fill=False, girth=True, hinge=0.1, nose=0.1, extremity_3d=0.5, side_mm=100.0),
     Variant("training default + cover 1, extremity off", "capsule", priors=True, geodesic=False,
@@ -173,14 +189,17 @@ def fit(v: Variant, gt: torch.Tensor, masks, weights, P, valid, iters=100, lr=5.
             l = l + v.extremity * L.extremity_loss(tips.flatten(0, 1), cand[:B].flatten(0, 1), vm.flatten(0, 1),
                                                    excl.flatten(0, 1), S, cfg.extremity_sigma_px, cfg.extremity_exclude_px)
         if v.extremity_3d:
-            tips3 = L.hand_tips(Xc, js)
+            tips3 = L.hand_tips(Xc, js, v.hand_extend)
             sh = Xc[:, [js.index("LShoulder"), js.index("RShoulder")]]
-            ex3 = Xc[:, [js.index("LAnkle"), js.index("RAnkle"), js.index("head")]].detach()
+            ex3 = L.extremity_exclusions(Xc, js, v.exclude_ends)
             pts, pv = POINTS
-            l = l + v.extremity_3d * L.extremity_loss_3d(tips3, sh, L.arm_reach(Xc, js), pts[:B], pv[:B], ex3, Pf,
-                                                         valid, S, cfg.extremity_sigma_px,
+            l = l + v.extremity_3d * L.extremity_loss_3d(tips3, sh, L.arm_reach(Xc, js, v.hand_extend), pts[:B], pv[:B], ex3, Pf,
+                                                         valid, S, cfg.extremity_sigma_px, v.exclude_mm,
                                                          max_dist_mm=v.extremity_radius_mm,
-                                                         lateral=L.point_sides(pts[:B], Xc, js), side_mm=v.side_mm)
+                                                         lateral=L.point_sides(pts[:B], Xc, js), side_mm=v.side_mm,
+                                                         on_body=L.points_on_body(pts[:B], Xc, js, v.exclude_body_mm,
+                                                                                  torch.exp(0.3 * torch.tanh(log_g)), v.feet)
+                                                         if v.exclude_body_mm >= 0 else None)
         return l
 
     with torch.no_grad():

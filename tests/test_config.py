@@ -55,3 +55,13 @@ def test_bad_override_and_missing_file(tmp_path):
     p.write_text("optim: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_yaml(TrainConfig, p)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("loss.extremity_exclude_body_mm=-5", "extremity_exclude_body_mm"),
+    ("loss.extremity_exclude_mm=-1", "extremity_exclude_mm"),
+    ("loss.hand_extend_local=-0.5", "hand_extend_local"),
+])
+def test_extremity_options_are_validated(override, key):
+    with pytest.raises((ConfigError, ValueError), match=key):
+        load_yaml(TrainConfig, default_config_path(), [override])

@@ -282,3 +282,87 @@ def test_side_gate_gives_a_one_sided_point_to_the_hand_on_its_side():
     _, use = L.extremity_loss_3d(tips, shoulders, reach, mid, pv, exclude, P[:1], vv[:1], 64, return_assignment=True,
                                  lateral=L.point_sides(mid, X, js), side_mm=100.0)
     assert use.tolist() == [[False, True]]
+
+
+def _points_on_body_reference(points, X, js, margin, girth=None):
+    """Obvious per-point, per-segment loop (numpy) of :func:`losses.points_on_body`."""
+    from maskpose.skeleton import segment_endpoints
+
+    segs = [s for s in js.select_segments() if s.group != "arm" and not s.name.startswith("fill-")]
+    wa, wb = js.segment_matrices(tuple(segs))
+    a, b = segment_endpoints(X, wa, wb)
+    fa, fb = L.foot_segments(X, js)
+    A = torch.cat([a, fa], 1).numpy()
+    Bn = torch.cat([b, fb], 1).numpy()
+    r = [s.radius_mm for s in segs] + [L.FOOT_RADIUS_MM] * 2
+    out = np.zeros(points.shape[:2], dtype=bool)
+    for n in range(points.shape[0]):
+        g = 1.0 if girth is None else float(girth[n])
+        for m in range(points.shape[1]):
+            p = points[n, m].numpy()
+            for e in range(len(r)):
+                ab = Bn[n, e] - A[n, e]
+                t = 0.0 if ab @ ab == 0 else min(1.0, max(0.0, float((p - A[n, e]) @ ab / (ab @ ab))))
+                if np.linalg.norm(p - (A[n, e] + t * ab)) <= r[e] * g + margin:
+                    out[n, m] = True
+    return out
+
+
+def test_points_on_body_matches_a_slow_reference():
+    from maskpose.skeleton import H36M18 as js
+    from test_multiview import standing_pose
+
+    X = torch.stack([standing_pose(0.3), standing_pose(1.7)]).double()
+    g = torch.Generator().manual_seed(0)
+    points = X[:, :1] + torch.randn(2, 300, 3, generator=g, dtype=torch.float64) * torch.tensor([200.0, 200.0, 500.0]).double()
+    girth = torch.tensor([0.8, 1.25], dtype=torch.float64)
+    for margin, gi in ((0.0, None), (60.0, None), (60.0, girth)):
+        got = L.points_on_body(points, X, js, margin, gi).numpy()
+        ref = _points_on_body_reference(points, X, js, margin, gi)
+        assert (got == ref).all()
+        assert 0.05 < got.mean() < 0.95  # the cloud straddles the body
+
+
+def test_body_exclusion_keeps_a_hand_near_the_head_and_drops_the_knee_and_crown():
+    """A hand resting on top of the head: its extremity point lies 180 mm above the head joint, so the
+    250 mm sphere around the head drops it and the hand has no target. Excluding by the predicted
+    non-arm body instead keeps it, and still drops points on a knee and on the crown."""
+    from maskpose.skeleton import H36M18 as js
+    from test_multiview import standing_pose
+
+    X = standing_pose(0.0)[None].double()
+    j = js.index
+    up = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    head, knee = X[0, j("head")], X[0, j("LKnee")]
+    lateral = torch.nn.functional.normalize(X[0, j("LHip")] - X[0, j("RHip")], dim=0)
+    hand_pt = head + 180.0 * up
+    points = torch.stack([hand_pt, knee + 90.0 * lateral, head + 20.0 * up])[None]  # hand, knee bump, crown
+    on = L.points_on_body(points, X, js, 60.0)
+    assert on.tolist() == [[False, True, True]]
+    pv = torch.ones(1, 3, dtype=torch.bool)
+    tips = torch.stack([hand_pt - 60.0 * up, X[0, j("RWrist")]])[None]  # L hand on the head, R hanging
+    shoulders = X[:, [j("LShoulder"), j("RShoulder")]]
+    reach = L.arm_reach(X, js)
+    _, _, _, _, _, _, P, vv = _loss_inputs()
+    excl = L.extremity_exclusions(X, js)
+    _, use = L.extremity_loss_3d(tips, shoulders, reach, points, pv, excl, P[:1], vv[:1], 64, return_assignment=True)
+    assert not use[0, 0]  # the head sphere (250 mm) drops the hand's own point
+    _, use = L.extremity_loss_3d(tips, shoulders, reach, points, pv, excl, P[:1], vv[:1], 64, 10.0, 0.0,
+                                 return_assignment=True, on_body=on)
+    assert use[0, 0] and not use[0, 1]  # the hand takes its point; knee and crown are off for the hanging hand
+
+
+def test_extremity_exclusions_with_ends_adds_feet_and_crown():
+    from maskpose.skeleton import H36M18 as js
+    from test_multiview import standing_pose
+
+    X = standing_pose(0.4)[None].double()
+    e = L.extremity_exclusions(X, js)
+    assert e.shape == (1, 3, 3)
+    E = L.extremity_exclusions(X, js, ends=True)
+    assert E.shape == (1, 8, 3)
+    fa, fb = L.foot_segments(X, js)
+    torch.testing.assert_close(E[:, 3:5], fa)
+    torch.testing.assert_close(E[:, 5:7], fb)
+    # the crown lies above the head joint's neck-side, on the head sphere
+    assert (E[0, 7] - X[0, js.index("neck")]).norm() > (X[0, js.index("head")] - X[0, js.index("neck")]).norm() - 1e-6

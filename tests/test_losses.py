@@ -46,6 +46,20 @@ def test_proportion_prior_is_scale_free_and_zero_at_template():
     assert L.proportion_prior(Y[None], JS).item() > 1e-3
 
 
+def test_template_uses_joint_centre_arm_lengths():
+    """Arms from de Leva (1996, joint centre to joint centre), legs from Drillis & Contini: at de Leva's
+    male stature the template's arm bones are his (sex-averaged) lengths, not the acromion-based 0.186 H."""
+    names = [b.name for b in JS.bones]
+    T = template_bone_lengths(JS, stature_mm=1741.0)
+    for side in "LR":
+        assert T[names.index(f"{side}-upper-arm")].item() == pytest.approx(0.5 * (281.7 + 275.1 * 1741 / 1735), rel=1e-4)
+        assert T[names.index(f"{side}-forearm")].item() == pytest.approx(0.5 * (268.9 + 264.3 * 1741 / 1735), rel=1e-4)
+        assert T[names.index(f"{side}-thigh")].item() == pytest.approx(0.245 * 1741, rel=1e-6)
+        assert T[names.index(f"{side}-shin")].item() == pytest.approx(0.246 * 1741, rel=1e-6)
+    # upper arm / forearm: ~1.05 between joint centres (was 1.27 with the acromion-based upper arm)
+    assert 1.0 < (T[names.index("L-upper-arm")] / T[names.index("L-forearm")]).item() < 1.1
+
+
 def test_symmetry_prior():
     X = standing_pose(0.4)
     assert L.symmetry_prior(X[None], JS).item() == pytest.approx(0.0, abs=1e-9)

@@ -64,7 +64,8 @@ def test_template_lengths_are_anthropometric():
     L = sk.template_bone_lengths(sk.H36M18, stature_mm=1750)
     names = [b.name for b in sk.H36M18.bones]
     assert L[names.index("L-thigh")] == pytest.approx(0.245 * 1750)
-    assert L[names.index("R-forearm")] == pytest.approx(0.146 * 1750)
+    # forearm between joint centres (de Leva 1996, sex-averaged fraction of stature)
+    assert L[names.index("R-forearm")] == pytest.approx(0.5 * (268.9 / 1741 + 264.3 / 1735) * 1750)
     assert (L > 50).all()
 
 

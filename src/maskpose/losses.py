@@ -61,9 +61,15 @@ class LossConfig:
     extremity_mode: Literal["view", "consensus"] = "consensus"  # multi-view 3D points, or per-view 2D candidates
                                         # (single-view data always uses the per-view 2D candidates)
     extremity_exclude_mm: float = 250.0  # consensus mode: drop points this close to the ankles (toes) / head
+    extremity_exclude_ends: bool = False  # consensus mode: also exclude around the predicted toes, heels and
+                                        #   crown, the body's own extremities (use with a smaller exclude_mm, ~120)
+    extremity_exclude_body_mm: float = -1.0  # consensus mode: drop points within a non-arm capsule's radius + this
+                                        #   margin (mm) of the predicted legs, feet, torso or head (-1: off)
     extremity_local_from: int = -1      # consensus mode: from this step only points within extremity_radius_mm
     extremity_radius_mm: float = 150.0  #   of a hand tip attract it (-1: long-range pull throughout)
     hand_extend: float = 0.3            # hand tip = wrist + hand_extend (wrist - elbow)
+    hand_extend_local: float = -1.0     # consensus local phase: the tip's extension then (-1: hand_extend);
+                                        #   the mask ends at the fingertips, farther out than the long-range tip
     rest: float = 0.0                   # experimental: hands the consensus pull leaves without a target are
                                         #   pulled towards hanging straight down (rest_arm_loss)
     extremity_side_mm: float = -1.0     # consensus mode: a point this far (mm) on one side of the body is
@@ -81,6 +87,12 @@ class LossConfig:
                 raise ValueError(f"loss.{k} must be >= 0, got {getattr(self, k)}")
         if self.cover_from < 0:
             raise ValueError(f"loss.cover_from must be >= 0, got {self.cover_from}")
+        if self.hand_extend_local < 0 and self.hand_extend_local != -1.0:
+            raise ValueError(f"loss.hand_extend_local must be >= 0 or -1, got {self.hand_extend_local}")
+        if self.extremity_exclude_body_mm < 0 and self.extremity_exclude_body_mm != -1.0:
+            raise ValueError(f"loss.extremity_exclude_body_mm must be >= 0 or -1, got {self.extremity_exclude_body_mm}")
+        if self.extremity_exclude_mm < 0:
+            raise ValueError(f"loss.extremity_exclude_mm must be >= 0, got {self.extremity_exclude_mm}")
         if self.extremity_radius_mm <= 0 or self.hand_extend < 0:
             raise ValueError("loss.extremity_radius_mm must be > 0 and loss.hand_extend >= 0")
         if self.tau_px <= 0 or self.paper_width <= 0 or self.extremity_sigma_px <= 0 or self.cover_sigma_px <= 0:
@@ -152,6 +164,65 @@ def foot_segments(joints3d: torch.Tensor, joint_set: JointSet) -> tuple[torch.Te
     ankles = torch.stack([joints3d[:, j("RAnkle")], joints3d[:, j("LAnkle")]], dim=1)  # [B, 2, 3]
     base = ankles - FOOT_DROP_MM * up[:, None]
     return base - FOOT_BACK_MM * fwd[:, None], base + FOOT_FRONT_MM * fwd[:, None]
+
+
+def extremity_exclusions(joints3d: torch.Tensor, joint_set: JointSet, ends: bool = False) -> torch.Tensor:
+    """Points ``[B, E, 3]`` (mm, no gradient) whose surroundings are the feet's and the head's
+    extremities, not a hand's: the ankles and the head joint; with ``ends`` also each foot capsule's
+    heel and toe ends (:func:`foot_segments`) and the crown (the head sphere's centre + its radius along
+    neck -> head), so that a smaller exclusion radius still drops the toes and the crown while a hand
+    near the head or the feet keeps its own extremity point."""
+    j = joint_set.index
+    with torch.no_grad():
+        X = joints3d.detach()
+        pts = [X[:, [j("LAnkle"), j("RAnkle"), j("head")]]]
+        if ends:
+            if {"LHip", "RHip"} <= set(joint_set.joints):
+                fa, fb = foot_segments(X, joint_set)
+                pts += [fa, fb]
+            head = [s for s in joint_set.body_segments if s.name == "head-sphere"]
+            if head and "neck" in joint_set.joints:
+                c = sum(w * X[:, k] for k, w in head[0].a.items())
+                up = F.normalize(X[:, j("head")] - X[:, j("neck")], dim=-1)
+                pts.append((c + head[0].radius_mm * up)[:, None])
+        return torch.cat(pts, dim=1)
+
+
+def point_segment_distance(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Distance ``[B, M, E]`` from points ``[B, M, D]`` to segments ``a, b [B, E, D]``."""
+    ab = b - a
+    t = ((points[:, :, None] - a[:, None]) * ab[:, None]).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-9)[:, None]
+    q = a[:, None] + t.clamp(0.0, 1.0)[..., None] * ab[:, None]
+    return (points[:, :, None] - q).norm(dim=-1)
+
+
+def points_on_body(points: torch.Tensor, joints3d: torch.Tensor, joint_set: JointSet, margin_mm: float,
+                   girth: torch.Tensor | None = None, feet: bool = True) -> torch.Tensor:
+    """Which extremity points ``[B, M]`` (bool, no gradient) the predicted body other than the arms
+    explains: within a leg, torso, head (or foot) capsule's radius (times ``girth [B]``) + ``margin_mm``.
+
+    Such a point is the mask's extremity at a knee, a shoulder, the crown or the toes, not at a hand.
+    This generalises the exclusion spheres around the ankles and head (:func:`extremity_exclusions`):
+    at the predicted poses of a trained model those spheres also dropped a quarter of the hands' own
+    points (hands near the head or feet), the capsules ~9 % (docs/results/training-notes.md, session 5).
+
+    Args:
+        points: ``[B, M, 3]`` mm; joints3d ``[B, J, 3]`` mm.
+    """
+    with torch.no_grad():
+        X = joints3d.detach()
+        segs = tuple(s for s in joint_set.select_segments() if s.group != "arm" and not s.name.startswith("fill-"))
+        wa, wb = joint_set.segment_matrices(segs)
+        a, b = segment_endpoints(X, wa, wb)
+        r = torch.tensor([s.radius_mm for s in segs], dtype=X.dtype, device=X.device).expand(X.shape[0], -1)
+        if feet and {"LAnkle", "RAnkle", "LHip", "RHip"} <= set(joint_set.joints):
+            fa, fb = foot_segments(X, joint_set)
+            a, b = torch.cat([a, fa], 1), torch.cat([b, fb], 1)
+            r = torch.cat([r, r.new_full((X.shape[0], 2), FOOT_RADIUS_MM)], 1)
+        if girth is not None:
+            r = r * girth.detach().to(r)[:, None]
+        d = point_segment_distance(points.to(X), a, b)  # [B, M, E]
+        return (d <= r[:, None] + margin_mm).any(-1)
 
 
 def _has_feet(cfg: LossConfig, joint_set: JointSet) -> bool:
@@ -384,7 +455,7 @@ def extremity_loss_3d(tips: torch.Tensor, shoulders: torch.Tensor, reach: torch.
                       view_valid: torch.Tensor, size: int, sigma_px: float = 10.0,
                       exclude_mm: float = 250.0, max_dist_mm: float = float("inf"),
                       return_assignment: bool = False, lateral: torch.Tensor | None = None,
-                      side_mm: float = float("inf")):
+                      side_mm: float = float("inf"), on_body: torch.Tensor | None = None):
     """Attraction of the 3D hand tips to multi-view consistent mask extremities
     (:func:`maskpose.data.extremities.consensus_extremities`), measured in every view.
 
@@ -398,6 +469,8 @@ def extremity_loss_3d(tips: torch.Tensor, shoulders: torch.Tensor, reach: torch.
     the left hand, and vice versa: with one hand raised and the other against the body, the single
     extremity point then goes to the hand on its side instead of to the nearer tip, which rewarded
     a network for bringing both hands towards it (docs/results/training-notes.md, "wrists").
+    With ``on_body [B, M]`` (bool, :func:`points_on_body`) points that the predicted legs, torso, head
+    or feet explain are not candidates either.
     The loss is the Cauchy ``log(1 + d^2 / sigma^2)`` of the px distance between the projected tip
     and the projected target in each valid view, averaged over assigned tips and views.
 
@@ -418,6 +491,8 @@ def extremity_loss_3d(tips: torch.Tensor, shoulders: torch.Tensor, reach: torch.
     with torch.no_grad():
         d, allowed = _allowed_points(tips, shoulders, reach, pts, points_valid, exclude, exclude_mm)
         allowed = allowed & (d <= max_dist_mm)  # [B, 2, M]
+        if on_body is not None:  # points the predicted legs / torso / head explain (points_on_body)
+            allowed = allowed & ~on_body.to(allowed.device)[:, None]
         if lateral is not None and side_mm < float("inf"):
             lat = lateral.to(d)
             allowed = allowed & torch.stack([lat >= -side_mm, lat <= side_mm], dim=1)

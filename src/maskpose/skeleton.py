@@ -188,20 +188,29 @@ _RADII = {
     "hand": 35.0, "head-sphere": 95.0, "ankle": 55.0, "fill": 70.0,
 }
 
-# Anthropometric segment lengths as fractions of stature H: Drillis & Contini (1966) via Winter,
-# "Biomechanics and Motor Control of Human Movement", Fig. 4.1 (research/reference-facts.md §15).
+# Anthropometric segment lengths as fractions of stature H (research/reference-facts.md §15).
+# Legs, trunk, head and widths: Drillis & Contini (1966) via Winter, "Biomechanics and Motor Control of
+# Human Movement", Fig. 4.1. Arms: de Leva (1996), "Adjustments to Zatsiorsky-Seluyanov's segment
+# inertia parameters", J. Biomech. 29(9), Table 1, whose arm lengths run between joint centres
+# (shoulder JC -> elbow JC -> wrist JC; male 281.7 / 268.9 mm of 1741 mm stature, female 275.1 / 264.3
+# of 1735, averaged) — Drillis & Contini's upper arm (0.186 H) starts at the acromion, the bony tip
+# of the shoulder above the joint centre, and made every fit and every trained model's upper arm
+# ~13 % longer than the bodies' (docs/results/training-notes.md, "Session 5").
 # Mapping of H36M bones to published segments (H36M joint centres are not anatomical landmarks,
 # expect a few per cent of bias per bone):
-#   thigh = 0.245 H, shank = 0.246 H, upper arm = 0.186 H, forearm = 0.146 H;
+#   thigh = 0.245 H, shank = 0.246 H (trochanter / knee / ankle heights: close to joint centres),
+#   upper arm = 0.160 H, forearm = 0.153 H (de Leva, joint centres);
 #   trunk = shoulder height 0.818 H - hip height 0.530 H = 0.288 H, split equally pelvis-spine /
 #   spine-thorax; hip joint half-width = 0.75 x (hip width 0.191 H / 2) and thorax-shoulder =
 #   0.75 x (shoulder width 0.259 H / 2) (joint centres lie inside the bony landmarks; rough);
 #   head + neck (chin to crown) 0.130 H split as thorax-neck 0.06 H, neck-nose 0.065 H,
 #   nose-head 0.07 H (rough fractions).
+_DE_LEVA_UPPER_ARM = 0.5 * (281.7 / 1741.0 + 275.1 / 1735.0)  # 0.1602
+_DE_LEVA_FOREARM = 0.5 * (268.9 / 1741.0 + 264.3 / 1735.0)    # 0.1534
 ANTHRO_FRACTIONS = {
     "pelvis-hip": 0.75 * 0.191 / 2, "thigh": 0.245, "shin": 0.246,
     "spine": 0.288 / 2, "chest": 0.288 / 2, "neck": 0.06, "face": 0.065, "skull": 0.07,
-    "shoulder": 0.75 * 0.259 / 2, "upper-arm": 0.186, "forearm": 0.146,
+    "shoulder": 0.75 * 0.259 / 2, "upper-arm": _DE_LEVA_UPPER_ARM, "forearm": _DE_LEVA_FOREARM,
 }
 
 

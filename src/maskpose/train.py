@@ -330,17 +330,21 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
     we = extremity_weight(step, cfg)
     if we > 0 and multi and lc.extremity_mode == "consensus":
         j = joint_set.index
-        tips3 = L.hand_tips(X, joint_set, lc.hand_extend)  # [B, 2, 3]
-        shoulders = X[:, [j("LShoulder"), j("RShoulder")]]
-        excl3 = X[:, [j("LAnkle"), j("RAnkle"), j("head")]].detach()
         local = 0 <= lc.extremity_local_from <= step
+        extend = lc.hand_extend_local if local and lc.hand_extend_local >= 0 else lc.hand_extend
+        tips3 = L.hand_tips(X, joint_set, extend)  # [B, 2, 3]
+        shoulders = X[:, [j("LShoulder"), j("RShoulder")]]
+        excl3 = L.extremity_exclusions(X, joint_set, lc.extremity_exclude_ends)
         sided = lc.extremity_side_mm >= 0  # the points' sides are only computed when the gate is on
-        ext, assigned = L.extremity_loss_3d(tips3, shoulders, L.arm_reach(X, joint_set, lc.hand_extend),
+        ext, assigned = L.extremity_loss_3d(tips3, shoulders, L.arm_reach(X, joint_set, extend),
                                             batch["points"], batch["points_valid"], excl3, P, batch["valid"],
                                             S, lc.extremity_sigma_px, lc.extremity_exclude_mm,
                                             lc.extremity_radius_mm if local else float("inf"), return_assignment=True,
                                             lateral=L.point_sides(batch["points"], X, joint_set) if sided else None,
-                                            side_mm=lc.extremity_side_mm if sided else float("inf"))
+                                            side_mm=lc.extremity_side_mm if sided else float("inf"),
+                                            on_body=L.points_on_body(batch["points"], X, joint_set,
+                                                                     lc.extremity_exclude_body_mm, girth, lc.feet)
+                                            if lc.extremity_exclude_body_mm >= 0 else None)
         terms["extremity"] = we * ext
         if lc.rest > 0:
             terms["rest"] = lc.rest * L.rest_arm_loss(X, joint_set, ~assigned)
