@@ -64,7 +64,9 @@ class LossConfig:
     extremity_exclude_ends: bool = False  # consensus mode: also exclude around the predicted toes, heels and
                                         #   crown, the body's own extremities (use with a smaller exclude_mm, ~120)
     extremity_exclude_body_mm: float = -1.0  # consensus mode: drop points within a non-arm capsule's radius + this
-                                        #   margin (mm) of the predicted legs, feet, torso or head (-1: off)
+                                        #   margin (mm) of the predicted legs, feet, torso or head, instead of the
+                                        #   spheres of extremity_exclude_mm around ankles and head (-1: off)
+    extremity_exclude_body_from: int = 0  # step from which the body capsules replace the spheres
     extremity_local_from: int = -1      # consensus mode: from this step only points within extremity_radius_mm
     extremity_radius_mm: float = 150.0  #   of a hand tip attract it (-1: long-range pull throughout)
     hand_extend: float = 0.3            # hand tip = wrist + hand_extend (wrist - elbow)
@@ -91,6 +93,8 @@ class LossConfig:
             raise ValueError(f"loss.hand_extend_local must be >= 0 or -1, got {self.hand_extend_local}")
         if self.extremity_exclude_body_mm < 0 and self.extremity_exclude_body_mm != -1.0:
             raise ValueError(f"loss.extremity_exclude_body_mm must be >= 0 or -1, got {self.extremity_exclude_body_mm}")
+        if self.extremity_exclude_body_from < 0:
+            raise ValueError(f"loss.extremity_exclude_body_from must be >= 0, got {self.extremity_exclude_body_from}")
         if self.extremity_exclude_mm < 0:
             raise ValueError(f"loss.extremity_exclude_mm must be >= 0, got {self.extremity_exclude_mm}")
         if self.extremity_radius_mm <= 0 or self.hand_extend < 0:

@@ -336,15 +336,16 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
         shoulders = X[:, [j("LShoulder"), j("RShoulder")]]
         excl3 = L.extremity_exclusions(X, joint_set, lc.extremity_exclude_ends)
         sided = lc.extremity_side_mm >= 0  # the points' sides are only computed when the gate is on
+        by_body = 0 <= lc.extremity_exclude_body_mm and lc.extremity_exclude_body_from <= step
         ext, assigned = L.extremity_loss_3d(tips3, shoulders, L.arm_reach(X, joint_set, extend),
                                             batch["points"], batch["points_valid"], excl3, P, batch["valid"],
-                                            S, lc.extremity_sigma_px, lc.extremity_exclude_mm,
+                                            S, lc.extremity_sigma_px, 0.0 if by_body else lc.extremity_exclude_mm,
                                             lc.extremity_radius_mm if local else float("inf"), return_assignment=True,
                                             lateral=L.point_sides(batch["points"], X, joint_set) if sided else None,
                                             side_mm=lc.extremity_side_mm if sided else float("inf"),
                                             on_body=L.points_on_body(batch["points"], X, joint_set,
                                                                      lc.extremity_exclude_body_mm, girth, lc.feet)
-                                            if lc.extremity_exclude_body_mm >= 0 else None)
+                                            if by_body else None)
         terms["extremity"] = we * ext
         if lc.rest > 0:
             terms["rest"] = lc.rest * L.rest_arm_loss(X, joint_set, ~assigned)
