@@ -61,6 +61,7 @@ def test_bad_override_and_missing_file(tmp_path):
     ("loss.extremity_exclude_body_mm=-5", "extremity_exclude_body_mm"),
     ("loss.extremity_exclude_mm=-1", "extremity_exclude_mm"),
     ("loss.hand_extend_local=-0.5", "hand_extend_local"),
+    ("loss.extremity_exclude_body_from=-1", "extremity_exclude_body_from"),
 ])
 def test_extremity_options_are_validated(override, key):
     with pytest.raises((ConfigError, ValueError), match=key):

@@ -173,6 +173,8 @@ def test_ddp_two_cpu_processes(tiny, tmp_path):
     {"loss.rest": 0.1, "method.arm_matching": True}, {"loss.cover": 1.0}, {"loss.extremity_side_mm": 100.0},
     {"loss.girth": False, "loss.cover": 3.0},
     {"loss.cover": 1.0, "method.triangulate": False},
+    {"loss.extremity_exclude_body_mm": 60.0, "loss.extremity_local_from": 0, "loss.hand_extend_local": 0.45},
+    {"loss.extremity_exclude_ends": True, "loss.extremity_exclude_mm": 120.0},
 ])
 def test_every_ablation_switch_gives_a_finite_loss_with_gradients(tiny, variant):
     """Paper preset, Gaussian-joint baseline, single-view ("without Delta"), no matching/selection,
