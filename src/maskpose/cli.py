@@ -182,7 +182,7 @@ def fit(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Output folder."),
-    minutes: float = typer.Option(5.0, "--minutes", help="Training budget (wall-clock minutes)."),
+    minutes: float = typer.Option(7.5, "--minutes", help="Training budget (wall-clock minutes)."),
     train_samples: int = typer.Option(1500, "--train-samples", min=8),
     test_samples: int = typer.Option(200, "--test-samples", min=8),
     device: str = typer.Option("auto", "--device"),

@@ -18,7 +18,7 @@ def default_config_path() -> Path:
 
 
 def run_demo(out: str | Path = "demo_out", train_samples: int = 1500, test_samples: int = 200,
-             minutes: float = 5.0, size: int = 64, views: int = 4, seed: int = 0, device: str = "auto",
+             minutes: float = 7.5, size: int = 64, views: int = 4, seed: int = 0, device: str = "auto",
              overrides: tuple[str, ...] = ()) -> dict:
     from .config import load_yaml
     from .data.synthetic import generate_dataset
