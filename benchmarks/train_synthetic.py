@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (same overrides)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args(argv)
 
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
         print(f"measured {rate:.2f} it/s -> cosine schedule over {cfg.optim.steps} steps", flush=True)
     dev = resolve_device(args.device)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {dev}")
-    summary = train(cfg, data=data)
+    summary = train(cfg, resume=args.resume, data=data)
     hist = [h for h in summary["history"] if h.get("step", -1) >= 0]
     cols = ("step", "minutes", "mpjpe", "p_mpjpe", "mpjpe_flip", "p_mpjpe_flip", "flip_share", "ambiguity_ratio",
             "ambiguity_ratio_raw", "wrist")

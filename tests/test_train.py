@@ -175,6 +175,7 @@ def test_ddp_two_cpu_processes(tiny, tmp_path):
     {"loss.cover": 1.0, "method.triangulate": False},
     {"loss.extremity_exclude_body_mm": 60.0, "loss.extremity_local_from": 0, "loss.hand_extend_local": 0.45},
     {"loss.extremity_exclude_ends": True, "loss.extremity_exclude_mm": 120.0},
+    {"loss.search": 0.5, "loss.search_samples": 2, "loss.search_dirs": 8},
 ])
 def test_every_ablation_switch_gives_a_finite_loss_with_gradients(tiny, variant):
     """Paper preset, Gaussian-joint baseline, single-view ("without Delta"), no matching/selection,
@@ -192,6 +193,7 @@ def test_every_ablation_switch_gives_a_finite_loss_with_gradients(tiny, variant)
     if spn is not None:
         assert "physique" in terms
     assert ("cover" in terms) == (cfg.loss.cover > 0)
+    assert ("search" in terms) == (cfg.loss.search > 0)
     total.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0

@@ -19,7 +19,7 @@ export NTRAIN WORKERS OMP_NUM_THREADS=4
 export PYTHONPATH=$PWD/src:/tmp/site:$PWD/tests PYTHONUNBUFFERED=1
 say "$(nvidia-smi -L | head -1); $(python3 -c 'import torch, skfmm; print("torch", torch.__version__, "skfmm ok")' 2>&1 | tail -1)"
 timeout 150 python3 -m pytest -q -p no:warnings -p no:cacheprovider tests/test_models.py tests/test_render.py tests/test_metrics.py \
-  tests/test_train.py -k "cuda" -rA 2>&1 | grep -E "PASSED|FAILED|SKIPPED|ERROR|passed|failed|Error|assert" | tail -n 40 >>"$S"
+  tests/test_train.py tests/test_armsearch.py -k "cuda" -rA 2>&1 | grep -E "PASSED|FAILED|SKIPPED|ERROR|passed|failed|Error|assert" | tail -n 40 >>"$S"
 say "tests done"
 [ "$MIN" = "tests" ] && exit 0
 python3 - <<'PY' >>"$S" 2>&1
@@ -44,5 +44,6 @@ for ov in "$@"; do
     --device $DEV --out /tmp/run$i --json "$OUT/run$i.json" $ov >"$OUT/run$i.log" 2>&1 &
 done
 wait
+for j in $(seq 1 $i); do cp /tmp/run$j/checkpoint.pt "$OUT/run$j.pt" 2>/dev/null; done
 for j in $(seq 1 $i); do say "run$j: $(grep -E 'steps|MPJPE strict|P-MPJPE strict|wrist' "$OUT/run$j.log" | tail -n 6 | tr '\n' ' ')"; done
 say "all done"

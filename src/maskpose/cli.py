@@ -130,6 +130,9 @@ def fit(
     data: Path = typer.Argument(..., help="Multi-view dataset folder."),
     iters: int = typer.Option(100, "--iters", min=1, help="Adam iterations per sample."),
     lr_mm: float = typer.Option(5.0, "--lr-mm", help="Initial step size (mm)."),
+    search_cycles: int = typer.Option(2, "--search-cycles", min=0,
+                                      help="(arm search against the masks, then the Adam fit) this many times; 0: fit only."),
+    search_dirs: int = typer.Option(64, "--search-dirs", min=4, help="Directions per arm segment in the search."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Metrics before/after (needs gt/)."),
     predictions: Optional[Path] = typer.Option(None, "--predictions", help="Write the refined poses (npz)."),
     limit: int = typer.Option(0, "--limit", min=0),
@@ -157,8 +160,9 @@ def fit(
         items = [ds[i] for i in range(n)]
         st = lambda k: torch.stack([it[k] for it in items])  # noqa: E731
         refined = fit_poses(res["joints3d"], st("masks"), st("weights"), st("crop_cameras"), st("valid"), cfg,
-                            iters=iters, lr_mm=lr_mm, device=dev, progress=True)
-        out = {"num_samples": n, "iters": iters}
+                            iters=iters, lr_mm=lr_mm, device=dev, progress=True, search_cycles=search_cycles,
+                            search_dirs=search_dirs)
+        out = {"num_samples": n, "iters": iters, "search_cycles": search_cycles}
         gt_dir = Path(data) / "gt"
         if (gt_dir / "joints3d.npy").exists():
             from . import metrics as M

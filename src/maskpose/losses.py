@@ -82,11 +82,22 @@ class LossConfig:
     cover_from: int = 0                 # step from which loss.cover acts (the body settles first)
     extremity_decay_start: int = -1     # step from which the extremity weight decays (-1: never)
     extremity_decay_steps: int = 2000
+    search: float = 0.0                 # pull of elbows and wrists to the arms found by a discrete search
+                                        #   against the masks (maskpose.armsearch; multi-view only)
+    search_from: int = 0                # step from which loss.search acts
+    search_samples: int = 2             # samples of each batch searched per step (cost: ~45 ms each on 1 CPU thread)
+    search_dirs: int = 32               # directions per arm segment (hypotheses ~ search_dirs^2)
+    search_margin_px: float = 4.0       # an arm moves only if the search lowers its mask loss by this much
 
     def validate(self) -> None:
         for k in ("mask", "physique", "prop", "sym", "hinge", "nose", "depth", "extremity", "rest", "cover"):
             if getattr(self, k) < 0:
                 raise ValueError(f"loss.{k} must be >= 0, got {getattr(self, k)}")
+        if self.search < 0 or self.search_from < 0 or self.search_samples < 1 or self.search_dirs < 4 \
+                or self.search_margin_px < 0:
+            raise ValueError("loss.search, loss.search_from and loss.search_margin_px must be >= 0, "
+                             f"loss.search_samples >= 1 and loss.search_dirs >= 4; got {self.search}, {self.search_from}, "
+                             f"{self.search_margin_px}, {self.search_samples}, {self.search_dirs}")
         if self.cover_from < 0:
             raise ValueError(f"loss.cover_from must be >= 0, got {self.cover_from}")
         if self.hand_extend_local < 0 and self.hand_extend_local != -1.0:

@@ -256,6 +256,28 @@ def crop_intrinsics(P: torch.Tensor) -> torch.Tensor:
     return K / K[..., 2:3, 2:3]
 
 
+def search_term(X: torch.Tensor, batch: dict, joint_set: JointSet, lc: L.LossConfig, girth: torch.Tensor,
+                size: int) -> torch.Tensor:
+    """``loss.search``: the first ``lc.search_samples`` poses of the batch get their arms searched
+    against the masks (:func:`maskpose.armsearch.search_arms`, no gradient); where an arm's search
+    lowers the mask loss by more than ``lc.search_margin_px``, the predicted elbow and wrist are pulled
+    to the found ones (Cauchy in px, every valid view, sigma ``lc.extremity_sigma_px``)."""
+    from .armsearch import search_arms
+
+    k = min(lc.search_samples, X.shape[0])
+    P = batch["crop_cameras"][:k].to(X.dtype)
+    found, gain = search_arms(X[:k].detach(), batch["masks"][:k], P, batch["valid"][:k], joint_set, lc,
+                              girth[:k].detach(), num_dirs=lc.search_dirs, margin_px=lc.search_margin_px,
+                              rounds=1, top_k=8)
+    j = joint_set.index
+    idx = [j("LElbow"), j("LWrist"), j("RElbow"), j("RWrist")]
+    moved = (gain > 0).repeat_interleave(2, dim=1)  # [k, 4]
+    px = (size - 1) / 2.0
+    d2 = ((project_P(X[:k, idx][:, None], P) - project_P(found[:, idx][:, None], P)) * px).pow(2).sum(-1)  # [k, V, 4]
+    w = (moved[:, None, :] & batch["valid"][:k, :, None]).to(X.dtype)
+    return (torch.log1p(d2 / lc.extremity_sigma_px ** 2) * w).sum() / w.sum().clamp_min(1)
+
+
 def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, step: int,
                    shape_prior=None) -> tuple[torch.Tensor, dict, dict]:
     """One training forward: returns ``(total, terms, outputs)``. No ground truth is read."""
@@ -357,6 +379,8 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
         terms["extremity"] = we * L.extremity_loss(tips.flatten(0, 1), batch["candidates"].flatten(0, 1).to(tips.dtype),
                                                    vmask.flatten(0, 1), excl.flatten(0, 1), S,
                                                    lc.extremity_sigma_px, lc.extremity_exclude_px)
+    if lc.search > 0 and multi and step >= lc.search_from and (groups is None or "arm" in groups):
+        terms["search"] = lc.search * search_term(X, batch, joint_set, lc, girth, S)
     total = sum(terms.values()) if terms else torch.zeros((), device=batch["images"].device)
     outputs = {"pred": pred, "lifted": lifted, "x2d": x2d, "pred_mask": pred_mask}
     return total, terms, outputs
