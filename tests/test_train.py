@@ -236,3 +236,47 @@ def test_training_on_cuda_matches_the_cpu_step_and_its_checkpoint_loads_on_cpu(t
     m.load_state_dict(ck["model"])
     out = predict_dataset(m, tiny / "test", cpu_cfg, torch.device("cpu"))
     assert np.isfinite(out["joints3d"]).all()
+
+
+def test_pseudo_labels_pull_the_prediction_and_bad_files_are_named(tiny, tmp_path):
+    """Self-training (data.pseudo + loss.pseudo): the term is ~0 at the network's own answer and grows
+    with the distance to the pseudo-labels, gradients reach the detector; samples without a label are
+    left out; bad files give one clear error naming the file."""
+    from maskpose.config import ConfigError
+
+    cfg = tiny_cfg(tiny, tmp_path / "r", steps=1)
+    cfg = replace(cfg, loss=replace(cfg.loss, pseudo=1.0))
+    model = build_model(cfg)
+    data = TensorBatches(cfg.data.train, cfg.model.input)
+    ids = np.asarray(data.dataset.ids).astype(str)
+    b = data.batch(torch.arange(4), torch.device("cpu"))
+    with torch.no_grad():
+        _, _, out = compute_losses(model, b, cfg, H36M18, 10_000)
+    own = np.zeros((len(data), H36M18.num_joints, 3), dtype=np.float32)
+    own[:4] = out["lifted"]["joints3d"].numpy()
+    np.savez(tmp_path / "own.npz", pred=own, ids=ids)
+    np.savez(tmp_path / "far.npz", pred=own + np.float32(150.0), ids=ids)
+    terms = {}
+    for name in ("own", "far"):
+        data.load_pseudo(tmp_path / f"{name}.npz", H36M18.num_joints)
+        b = data.batch(torch.arange(4), torch.device("cpu"))
+        total, t, _ = compute_losses(model, b, cfg, H36M18, 10_000)
+        terms[name] = float(t["pseudo"].detach())
+    assert terms["own"] < 1e-4 and terms["far"] > 0.5, terms
+    total.backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.parameters() if p.grad is not None) > 0
+    # only some ids known: the others are left out
+    np.savez(tmp_path / "part.npz", pred=own[:3], ids=ids[:3])
+    data.load_pseudo(tmp_path / "part.npz", H36M18.num_joints)
+    assert int(data.pseudo_valid.sum()) == 3
+    # bad files
+    np.savez(tmp_path / "shape.npz", pred=own[:, :5], ids=ids)
+    np.savez(tmp_path / "nan.npz", pred=own * np.nan, ids=ids)
+    np.savez(tmp_path / "other.npz", pred=own, ids=np.asarray([f"x{i}" for i in range(len(ids))]))
+    for f, msg in (("missing.npz", "cannot read"), ("shape.npz", "expected pred"), ("nan.npz", "NaN"),
+                   ("other.npz", "none of its")):
+        with pytest.raises(ConfigError, match=msg) as e:
+            data.load_pseudo(tmp_path / f, H36M18.num_joints)
+        assert f in str(e.value)
+    with pytest.raises(ValueError, match="pseudo"):
+        replace(cfg.loss, pseudo=-1.0).validate()

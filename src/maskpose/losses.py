@@ -82,6 +82,8 @@ class LossConfig:
     cover_from: int = 0                 # step from which loss.cover acts (the body settles first)
     extremity_decay_start: int = -1     # step from which the extremity weight decays (-1: never)
     extremity_decay_steps: int = 2000
+    pseudo: float = 0.0                 # self-training: pull of every joint to its pseudo-label (data.pseudo)
+    pseudo_sigma_px: float = 4.0        #   Cauchy scale (px) of that pull
     search: float = 0.0                 # pull of elbows and wrists to the arms found by a discrete search
                                         #   against the masks (maskpose.armsearch; multi-view only)
     search_from: int = 0                # step from which loss.search acts
@@ -93,6 +95,8 @@ class LossConfig:
         for k in ("mask", "physique", "prop", "sym", "hinge", "nose", "depth", "extremity", "rest", "cover"):
             if getattr(self, k) < 0:
                 raise ValueError(f"loss.{k} must be >= 0, got {getattr(self, k)}")
+        if self.pseudo < 0 or self.pseudo_sigma_px <= 0:
+            raise ValueError(f"loss.pseudo must be >= 0 and loss.pseudo_sigma_px > 0, got {self.pseudo}, {self.pseudo_sigma_px}")
         if self.search < 0 or self.search_from < 0 or self.search_samples < 1 or self.search_dirs < 4 \
                 or self.search_margin_px < 0:
             raise ValueError("loss.search, loss.search_from and loss.search_margin_px must be >= 0, "

@@ -44,6 +44,8 @@ class DataConfig:
     test: str = ""                       # evaluation split (read with labels, never trained on)
     eval_samples: int = 200              # evaluate on the first N test samples (0: all)
     preload: bool = True
+    pseudo: str = ""                     # self-training: npz of label-free pseudo-labels (pred [N, J, 3] mm, ids)
+                                         #   from benchmarks/pseudo_labels.py; used with loss.pseudo > 0
 
 
 @dataclass
@@ -151,6 +153,33 @@ class TensorBatches:
         self.input_mode = input_mode
         self.size = self.images.shape[-1]
         self.num_views = self.images.shape[1]
+        self.pseudo: torch.Tensor | None = None  # [N, J, 3] mm (load_pseudo)
+        self.pseudo_valid: torch.Tensor | None = None  # [N] bool
+
+    def load_pseudo(self, path: str | os.PathLike, num_joints: int) -> "TensorBatches":
+        """Attach pseudo-labels (``benchmarks/pseudo_labels.py``: ``pred [M, J, 3]`` world mm and ``ids``),
+        matched to this dataset's samples by id; samples without one are left out of ``loss.pseudo``."""
+        path = Path(path)
+        try:
+            z = np.load(path)
+            pred, ids = np.asarray(z["pred"], dtype=np.float32), [str(i) for i in z["ids"]]
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"data.pseudo: cannot read pseudo-labels from {path}: {e}") from None
+        if pred.ndim != 3 or pred.shape[1:] != (num_joints, 3) or len(ids) != pred.shape[0]:
+            raise ConfigError(f"data.pseudo: {path}: expected pred [M, {num_joints}, 3] and M ids, got pred "
+                              f"{list(pred.shape)} and {len(ids)} ids")
+        if not np.isfinite(pred).all():
+            raise ConfigError(f"data.pseudo: {path}: pred has NaN/inf values")
+        where = {sid: i for i, sid in enumerate(self.dataset.ids)}
+        rows = [(where[sid], k) for k, sid in enumerate(ids) if sid in where]
+        if not rows:
+            raise ConfigError(f"data.pseudo: {path}: none of its {len(ids)} ids is a sample of {self.root}")
+        self.pseudo = torch.zeros(len(self), num_joints, 3)
+        self.pseudo_valid = torch.zeros(len(self), dtype=torch.bool)
+        dst, src = zip(*rows)
+        self.pseudo[list(dst)] = torch.from_numpy(pred[list(src)])
+        self.pseudo_valid[list(dst)] = True
+        return self
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -159,14 +188,17 @@ class TensorBatches:
         """Move the cached tensors to ``device`` (on CUDA batches are then gathered on the GPU instead of
         copied from the host every step). Returns self."""
         for k in ("images", "masks", "weights", "cameras", "valid", "candidates", "cand_valid", "points",
-                  "points_valid"):
-            setattr(self, k, getattr(self, k).to(device))
+                  "points_valid", "pseudo", "pseudo_valid"):
+            if getattr(self, k) is not None:
+                setattr(self, k, getattr(self, k).to(device))
         return self
 
     def batch(self, idx: torch.Tensor, device: torch.device) -> dict:
         idx = idx.to(self.images.device)
         masks = self.masks[idx].float().to(device)
-        return {
+        extra = {} if self.pseudo is None else {"pseudo": self.pseudo[idx].to(device),
+                                                "pseudo_valid": self.pseudo_valid[idx].to(device)}
+        return extra | {
             "images": self.images[idx].to(device).float() / 255.0,
             "masks": masks,
             "weights": self.weights[idx].float().to(device),
@@ -379,6 +411,12 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
         terms["extremity"] = we * L.extremity_loss(tips.flatten(0, 1), batch["candidates"].flatten(0, 1).to(tips.dtype),
                                                    vmask.flatten(0, 1), excl.flatten(0, 1), S,
                                                    lc.extremity_sigma_px, lc.extremity_exclude_px)
+    if lc.pseudo > 0 and multi and "pseudo" in batch:
+        # self-training: every joint pulled to its label-free pseudo-label (fit + arm search), in px
+        pv = (batch["valid"] & batch["pseudo_valid"][:, None]).to(X.dtype)  # [B, V]
+        d2 = ((x2d - project_P(batch["pseudo"].to(X.dtype)[:, None], P)) * ((S - 1) / 2.0)).pow(2).sum(-1)
+        terms["pseudo"] = lc.pseudo * (torch.log1p(d2 / lc.pseudo_sigma_px ** 2) * pv[..., None]).sum() \
+            / (pv.sum() * J).clamp_min(1)
     if lc.search > 0 and multi and step >= lc.search_from and (groups is None or "arm" in groups):
         terms["search"] = lc.search * search_term(X, batch, joint_set, lc, girth, S)
     total = sum(terms.values()) if terms else torch.zeros((), device=batch["images"].device)
@@ -560,6 +598,8 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: Tensor
 
     if data is None:
         data = TensorBatches(cfg.data.train, cfg.model.input)
+    if cfg.data.pseudo and data.pseudo is None:
+        data.load_pseudo(cfg.data.pseudo, get_joint_set(cfg.joint_set).num_joints)
     if device.type == "cuda":
         data.to(device)
     model = build_model(cfg).to(device)
