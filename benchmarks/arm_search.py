@@ -73,13 +73,15 @@ def main(argv=None) -> int:
     if args.fit:
         for c in range(args.cycles + 1):
             name = "network + fit" if c == 0 else f"network + (search + fit) x {c}"
+            t = time.time()
             rows[name] = score(fit_poses(res["joints3d"], masks, weights, cams, valid, cfg, iters=args.fit, device=dev,
                                          search_cycles=c, search_dirs=args.dirs), gt, js)
+            rows[name]["s_per_sample"] = (time.time() - t) / n
             print(name, rows[name], flush=True)
     print(f"{n} samples, {args.dirs} directions, margin {args.margin} px: search {dt * 1000:.0f} ms/sample "
           f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
     for k, r in rows.items():
-        print(f"{k:>24}: " + " ".join(f"{a} {b:.3f}" if a == "changed_arms" else f"{a} {b:.1f}" for a, b in r.items()))
+        print(f"{k:>24}: " + " ".join(f"{a} {b:.3f}" if a in ("changed_arms", "s_per_sample") else f"{a} {b:.1f}" for a, b in r.items()))
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "args": {k: str(v) for k, v in vars(args).items()},
                                          "ms_per_sample": dt * 1000, "machine": platform.platform()}, indent=2))
