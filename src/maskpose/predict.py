@@ -346,7 +346,7 @@ def predict_folder(model, cfg, root: str | os.PathLike, *, device: torch.device 
                    indices: list[int] | None = None, single_view: bool = False, view: int = 0,
                    reject_outlier_views: bool = True, reject_k: float = 3.0, reject_threshold: float = 0.1,
                    confidence_weights: bool = True, refine: bool = False, refine_iters: int = 100,
-                   refine_lr_mm: float = 5.0, checkpoint_name: str = "the checkpoint",
+                   refine_lr_mm: float = 5.0, refine_search_cycles: int = 2, checkpoint_name: str = "the checkpoint",
                    progress: Progress | None = None) -> dict:
     """Run a loaded detector on a dataset folder; returns numpy arrays for the ``T`` selected samples.
 
@@ -419,7 +419,8 @@ def predict_folder(model, cfg, root: str | os.PathLike, *, device: torch.device 
                         wts = batch["weights"][sel] if "weights" in batch else None
                         with torch.enable_grad():  # the fit optimises the joints by gradient
                             X[ok] = fit_poses(X[ok], batch["masks"][sel], wts, batch["crop_cameras"][sel],
-                                              valid[sel], cfg, iters=refine_iters, lr_mm=refine_lr_mm, device=device)
+                                              valid[sel], cfg, iters=refine_iters, lr_mm=refine_lr_mm, device=device,
+                                              search_cycles=refine_search_cycles)
                         if progress is not None:
                             progress("refine", min(T, s + len(idx)), T)
             else:
@@ -507,7 +508,7 @@ def _lift_multiview(pred: dict, batch: dict, cfg, js: JointSet, S: int, to_px: t
 def predict(checkpoint: str | os.PathLike, input: str | os.PathLike | list, *, out_dir: str | os.PathLike | None = None,
             calibration=None, device: str = "auto", batch_size: int = 32, smoothing: str | None = None,
             smoothing_params: dict | None = None, refine: bool = False, refine_iters: int = 100,
-            reject_outlier_views: bool = True, reject_k: float = 3.0, reject_threshold: float = 0.1,
+            refine_search_cycles: int = 2, reject_outlier_views: bool = True, reject_k: float = 3.0, reject_threshold: float = 0.1,
             confidence_weights: bool = True, single_view: bool = False, view: int = 0,
             max_frames: int | None = None, stride: int = 1, masker: str = "median", size: int | None = None,
             fps: float | None = None, overwrite: bool = False, prepare_options: dict | None = None,
@@ -529,7 +530,8 @@ def predict(checkpoint: str | os.PathLike, input: str | os.PathLike | list, *, o
             with ``smoothing_params`` (e.g. ``{"cutoff": 6.0}``). Applied per ``sequence`` in frame
             order; frames missing from the sequence are gaps (the filters restart after a gap).
         refine: refine each multi-view pose against the masks (:func:`maskpose.infer.fit_poses`,
-            ``refine_iters`` Adam steps).
+            ``refine_iters`` Adam steps, after an arm search against the masks; ``refine_search_cycles``
+            times (search, fit); 0: the Adam steps alone).
         reject_outlier_views, reject_k, reject_threshold: per joint, drop a view whose re-projection
             error exceeds ``max(reject_k · median, reject_threshold · S)`` crop pixels
             (:func:`triangulate_views`); never below 2 views.
@@ -630,7 +632,7 @@ def predict(checkpoint: str | os.PathLike, input: str | os.PathLike | list, *, o
                              single_view=single_view, view=view, reject_outlier_views=reject_outlier_views,
                              reject_k=reject_k, reject_threshold=reject_threshold,
                              confidence_weights=confidence_weights, refine=refine, refine_iters=refine_iters,
-                             checkpoint_name=str(ckpt), progress=progress)
+                             refine_search_cycles=refine_search_cycles, checkpoint_name=str(ckpt), progress=progress)
     finally:
         if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)
