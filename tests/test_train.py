@@ -280,3 +280,5 @@ def test_pseudo_labels_pull_the_prediction_and_bad_files_are_named(tiny, tmp_pat
         assert f in str(e.value)
     with pytest.raises(ValueError, match="pseudo"):
         replace(cfg.loss, pseudo=-1.0).validate()
+    with pytest.raises(ValueError, match="data.pseudo"):
+        cfg.validate()  # loss.pseudo > 0 without data.pseudo

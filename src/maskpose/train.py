@@ -111,6 +111,8 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.optim.batch_size < 1 or self.optim.steps < 0:
             raise ValueError("optim.batch_size must be >= 1 and optim.steps >= 0")
+        if self.loss.pseudo > 0 and not self.data.pseudo:
+            raise ValueError("loss.pseudo > 0 needs data.pseudo (an npz of pseudo-labels from benchmarks/pseudo_labels.py)")
 
 
 def resolve_device(name: str) -> torch.device:
