@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--girth", type=float, default=1.0)
     ap.add_argument("--fit", type=int, default=0, help="also run maskpose fit for this many iterations")
     ap.add_argument("--cycles", type=int, default=2, help="with --fit: maskpose fit with 0 .. this many search cycles")
+    ap.add_argument("--only-last", action="store_true", help="with --fit: only the fit with --cycles cycles")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     rows["network + search"] = score(searched, gt, js)
     rows["network + search"]["changed_arms"] = float((gain > 0).float().mean())
     if args.fit:
-        for c in range(args.cycles + 1):
+        for c in ([args.cycles] if args.only_last else range(args.cycles + 1)):
             name = "network + fit" if c == 0 else f"network + (search + fit) x {c}"
             t = time.time()
             rows[name] = score(fit_poses(res["joints3d"], masks, weights, cams, valid, cfg, iters=args.fit, device=dev,
