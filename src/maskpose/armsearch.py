@@ -224,6 +224,12 @@ def search_arms(joints3d: torch.Tensor, masks: torch.Tensor, projections: torch.
     dirs = sphere_directions(num_dirs, out.dtype, out.device)
     j = joint_set.index
     S = masks.shape[-1]
+    # the upper arm depends on the first direction only: its D capsules are scored once, then shared
+    pi, _ = pair_index(dirs, max_flexion_deg)
+    counts = torch.bincount(pi, minlength=dirs.shape[0])  # pairs are row-major in the upper arm
+    zero = torch.zeros(1, dtype=torch.long, device=pi.device)
+    first = torch.cat([zero, 1 + torch.cumsum(counts, 0) - counts])  # hypothesis of each upper arm
+    which = torch.cat([zero, 1 + pi])  # upper arm of each hypothesis (0: the current arm)
     for s0 in range(0, out.shape[0], batch_size):
         sl = slice(s0, min(out.shape[0], s0 + batch_size))
         X = out[sl]
@@ -240,14 +246,8 @@ def search_arms(joints3d: torch.Tensor, masks: torch.Tensor, projections: torch.
                 st, en, radii = _arm_capsules(X, joint_set, side, el, wr)
                 radii = radii.expand(X.shape[0], -1) if g is None else radii[None] * g[:, None]
                 cost = cost_maps(rest, m, w)
-                # the upper arm depends on the first direction only: score the D upper arms once
-                pi, _ = pair_index(dirs, max_flexion_deg)
-                counts = torch.bincount(pi, minlength=dirs.shape[0])  # pairs are row-major in the upper arm
-                zero = torch.zeros(1, dtype=torch.long, device=pi.device)
-                first = torch.cat([zero, 1 + torch.cumsum(counts, 0) - counts])  # hypothesis of each upper arm
                 upper = line_scores(cost, P, st[:, first, :1], en[:, first, :1], radii[:, :1])[..., 0]  # [n, 1 + D]
                 lower = line_scores(cost, P, st[:, :, 1:], en[:, :, 1:], radii[:, 1:]).sum(-1)  # [n, H]
-                which = torch.cat([zero, 1 + pi])
                 fast = upper[:, which] + lower
                 fast[:, 0] = -float("inf")  # always rescore the current arm
                 k = min(top_k + 1, fast.shape[1])

@@ -34,7 +34,6 @@ def fit_poses(joints3d: np.ndarray, masks: torch.Tensor, weights: torch.Tensor |
     if search_cycles < 0 or iters < 1:
         raise ValueError(f"fit: search_cycles must be >= 0 and iters >= 1, got {search_cycles}, {iters}")
     joint_set = get_joint_set(cfg.joint_set)
-    lc = cfg.loss
     out = np.array(joints3d, dtype=np.float64, copy=True)
     N = out.shape[0]
     rng = range(0, N, batch_size)
