@@ -47,7 +47,7 @@ def ensure_data(root: Path, split: str, n: int, views: int, size: int, seed: int
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--train-samples", type=int, default=4000)
+    ap.add_argument("--train-samples", type=int, default=12000)
     ap.add_argument("--test-samples", type=int, default=200)
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--size", type=int, default=64)

@@ -207,12 +207,16 @@ def extremity_exclusions(joints3d: torch.Tensor, joint_set: JointSet, ends: bool
         return torch.cat(pts, dim=1)
 
 
-def point_segment_distance(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Distance ``[B, M, E]`` from points ``[B, M, D]`` to segments ``a, b [B, E, D]``."""
-    ab = b - a
-    t = ((points[:, :, None] - a[:, None]) * ab[:, None]).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-9)[:, None]
-    q = a[:, None] + t.clamp(0.0, 1.0)[..., None] * ab[:, None]
-    return (points[:, :, None] - q).norm(dim=-1)
+def point_segment_distance(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+    """Distance ``[B, M, E]`` from points ``[B, M, D]`` to segments ``a, b [B, E, D]`` (any D).
+
+    ``eps > 0`` computes ``sqrt(d^2 + eps)``: a point on a segment's axis then has a finite gradient.
+    """
+    ab = b - a  # [B, E, D]
+    w = points[:, :, None] - a[:, None]  # [B, M, E, D]
+    t = ((w * ab[:, None]).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-12)[:, None]).clamp(0.0, 1.0)
+    q = w - t[..., None] * ab[:, None]
+    return ((q * q).sum(-1) + eps).sqrt()
 
 
 def points_on_body(points: torch.Tensor, joints3d: torch.Tensor, joint_set: JointSet, margin_mm: float,
@@ -553,12 +557,7 @@ def capsule_distance_px(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor, r: to
         ``[K, E]`` px, ``max(|p - seg| - r, 0)``; differentiable in ``a, b, r`` (``sqrt`` smoothed by
         1e-12 so a point on the axis has a finite gradient).
     """
-    v = b - a  # [K, E, 2]
-    w = p[:, None, :] - a
-    vv = (v * v).sum(-1).clamp_min(1e-12)
-    t = ((w * v).sum(-1) / vv).clamp(0.0, 1.0)
-    q = w - t[..., None] * v
-    d = ((q * q).sum(-1) + 1e-12).sqrt() - r
+    d = point_segment_distance(p[:, None], a, b, eps=1e-12)[:, 0] - r  # [K, E]
     return d.clamp_min(0.0) * ((size - 1) / 2.0)
 
 
