@@ -282,3 +282,25 @@ def test_pseudo_labels_pull_the_prediction_and_bad_files_are_named(tiny, tmp_pat
         replace(cfg.loss, pseudo=-1.0).validate()
     with pytest.raises(ValueError, match="data.pseudo"):
         cfg.validate()  # loss.pseudo > 0 without data.pseudo
+
+
+def test_extremity_weight_fades_to_zero_and_the_default_schedule_ends_without_the_pull():
+    """The hand pull is a training signal: the default schedule fades it out so that the loss it ends on is the
+    mask + priors alone (whose minimum is near the truth, benchmarks/loss_at_gt.py)."""
+    from maskpose.config import apply_overrides, load_yaml
+    from maskpose.demo import default_config_path
+    from maskpose.train import extremity_weight
+
+    cfg = apply_overrides(TrainConfig(), ["loss.extremity=0.5", "loss.extremity_decay_start=100",
+                                          "loss.extremity_decay_steps=50", "schedule.arms_from=10"])
+    assert extremity_weight(5, cfg) == 0.0  # before the arms join
+    assert extremity_weight(10, cfg) == 0.5 and extremity_weight(99, cfg) == 0.5
+    assert extremity_weight(125, cfg) == pytest.approx(0.25)
+    assert extremity_weight(150, cfg) == 0.0 and extremity_weight(10_000, cfg) == 0.0
+    never = apply_overrides(cfg, ["loss.extremity_decay_start=-1"])
+    assert extremity_weight(10_000, never) == 0.5
+    shipped = load_yaml(TrainConfig, default_config_path())
+    lc = shipped.loss
+    assert lc.extremity > 0 and 0 <= lc.extremity_decay_start
+    assert lc.extremity_decay_start + lc.extremity_decay_steps < shipped.optim.steps
+    assert extremity_weight(shipped.optim.steps - 1, shipped) == 0.0
