@@ -4,6 +4,9 @@
     python benchmarks/pseudo_labels.py CHECKPOINT DATA --out FILE.npz [--cycles 2] [--iters 100]
         [--batch 64] [--device auto] [--start K] [--limit N]
 
+``--iters 0 --cycles 1`` labels with the arm search alone (only elbows and wrists move; ~65 ms per sample
+on 2 threads instead of ~0.8 s per sample and thread).
+
 Writes ``pred [N, J, 3]`` (world mm, the refined poses), ``before`` (the network's) and ``ids``: the
 file ``data.pseudo`` of a training config reads. No labels are used; if DATA has gt/ the script
 prints the metrics before and after, for the record only.
@@ -31,7 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("data", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--cycles", type=int, default=2)
-    ap.add_argument("--iters", type=int, default=100)
+    ap.add_argument("--iters", type=int, default=100, help="Adam steps per cycle; 0 with --cycles 1: the arm search alone")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--dirs", type=int, default=64)
     ap.add_argument("--limit", type=int, default=0, help="label this many samples (0: all from --start)")

@@ -64,6 +64,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--label", type=int, default=1000, help="pseudo-label the first N training samples")
     ap.add_argument("--procs", type=int, default=2, help="one-thread labelling processes")
+    ap.add_argument("--label-cycles", type=int, default=2, help="(arm search, fit) cycles of the labels")
+    ap.add_argument("--label-iters", type=int, default=100,
+                    help="fit steps per cycle; 0 (with --label-cycles 1): labels from the arm search alone")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--eval-every", type=int, default=1000)
@@ -90,7 +93,8 @@ def main(argv=None) -> int:
         part = args.out / f"pseudo_{start}-{start + n - 1}.npz"
         parts.append(part)
         procs.append(run([py, str(HERE / "pseudo_labels.py"), str(args.checkpoint), str(args.data / "train"),
-                          "--out", str(part), "--start", str(start), "--limit", str(n)],
+                          "--out", str(part), "--start", str(start), "--limit", str(n),
+                          "--cycles", str(args.label_cycles), "--iters", str(args.label_iters)],
                          args.out / f"pseudo_{start}-{start + n - 1}.log", threads=1))
     wait_all(procs, "pseudo-labelling")
     pseudo = args.out / "pseudo.npz"

@@ -166,8 +166,19 @@ def test_fit_with_search_beats_fit_alone_on_folded_arms(scene):
     e0 = float(_wrist_err(torch.from_numpy(plain).float(), gt).mean())
     e1 = float(_wrist_err(torch.from_numpy(searched).float(), gt).mean())
     assert e1 < 0.6 * e0, (e0, e1)
+    # the search alone (iters = 0): the same as search_arms, only elbows and wrists move
+    only = fit_poses(folded, m, w, P, v, cfg, iters=0, search_cycles=1, search_dirs=32)
+    ref, _ = search_arms(torch.from_numpy(folded).float(), m.float(), P.float(), v, js, cfg.loss, None, num_dirs=32,
+                         rounds=1)
+    assert np.allclose(only, ref.double().numpy(), atol=1e-4)
+    arms = [J("LElbow"), J("LWrist"), J("RElbow"), J("RWrist")]
+    others = [i for i in range(js.num_joints) if i not in arms]
+    assert np.allclose(only[:, others], folded[:, others], atol=1e-4)
+    assert float(_wrist_err(torch.from_numpy(only).float(), gt).mean()) < 0.6 * e0
     with pytest.raises(ValueError, match="search_cycles"):
         fit_poses(folded, m, w, P, v, cfg, iters=3, search_cycles=-1)
+    with pytest.raises(ValueError, match="iters"):
+        fit_poses(folded, m, w, P, v, cfg, iters=0, search_cycles=0)
 
 
 def test_search_rejects_bad_input(scene):

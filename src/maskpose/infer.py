@@ -29,10 +29,13 @@ def fit_poses(joints3d: np.ndarray, masks: torch.Tensor, weights: torch.Tensor |
 
     Adam on the joints with a cosine learning rate from ``lr_mm`` to ``lr_mm / 10`` mm per step.
     With ``search_cycles = C > 0``: C times (arm search with ``search_dirs`` directions, then the
-    ``iters`` Adam steps from a fresh optimiser); 0: the Adam steps alone.
+    ``iters`` Adam steps from a fresh optimiser); 0: the Adam steps alone. ``iters = 0`` (only with
+    ``search_cycles > 0``) is the search alone: only elbows and wrists move, ~13x cheaper than the
+    default fit (docs/results/training-notes.md, session 8).
     """
-    if search_cycles < 0 or iters < 1:
-        raise ValueError(f"fit: search_cycles must be >= 0 and iters >= 1, got {search_cycles}, {iters}")
+    if search_cycles < 0 or iters < 0 or (iters == 0 and search_cycles == 0):
+        raise ValueError(f"fit: search_cycles must be >= 0 and iters >= 1 (or iters = 0 with search_cycles > 0), "
+                         f"got search_cycles={search_cycles}, iters={iters}")
     joint_set = get_joint_set(cfg.joint_set)
     out = np.array(joints3d, dtype=np.float64, copy=True)
     N = out.shape[0]
@@ -61,6 +64,9 @@ def _fit_batch(out, s, e, masks, weights, cameras, valid, cfg, joint_set, iters,
     if search_dirs > 0:
         X0, _ = search_arms(X0, m, P, valid[s:e].to(device), joint_set, lc, None, num_dirs=search_dirs,
                             rounds=1)
+    if iters == 0:  # the search alone
+        out[s:e] = X0.double().cpu().numpy()
+        return
     X = X0.clone().requires_grad_(True)
     log_girth = torch.zeros(e - s, device=device, requires_grad=True)
     vd = valid[s:e].to(device).float()[..., None, None, None]
