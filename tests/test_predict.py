@@ -426,3 +426,25 @@ def test_video_input_needs_a_known_crop_size(scene, tmp_path):
         predict(ckpt, scene["root"], calibration=scene["cameras"], device="cpu")
     seq = predict(ckpt, scene["paths"][0], device="cpu", size=32, max_frames=4)  # one view, no calibration
     assert seq.frame == "camera" and seq.view_names == ["cam01"]
+
+
+def test_cli_fit_search_only_moves_only_the_arms(data, tmp_path):
+    """`maskpose fit --iters 0` is the arm search alone: every joint but elbows and wrists keeps the
+    network's answer; `--iters 0 --search-cycles 0` (nothing to do) is one clear error."""
+    from typer.testing import CliRunner
+
+    from maskpose.cli import app
+
+    out = tmp_path / "fit.npz"
+    r = CliRunner().invoke(app, ["fit", str(data["ckpt"]), str(data["mv"]), "--iters", "0", "--search-cycles", "1",
+                                 "--search-dirs", "8", "--limit", "4", "--predictions", str(out), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    z = np.load(out)
+    assert z["pred"].shape == z["before"].shape == (4, 18, 3)
+    arms = [H36M18.index(s + n) for s in "LR" for n in ("Elbow", "Wrist")]
+    rest = [k for k in range(18) if k not in arms]
+    np.testing.assert_allclose(z["pred"][:, rest], z["before"][:, rest], atol=1e-4)
+    assert np.abs(z["pred"][:, arms] - z["before"][:, arms]).max() > 10.0  # the search moved an arm (mm)
+    r = CliRunner().invoke(app, ["fit", str(data["ckpt"]), str(data["mv"]), "--iters", "0", "--search-cycles", "0",
+                                 "--limit", "4", "--device", "cpu"])
+    assert r.exit_code == 1 and "iters" in r.output and "Traceback" not in r.output

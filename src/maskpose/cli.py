@@ -128,7 +128,9 @@ def eval_cmd(
 def fit(
     checkpoint: Path = typer.Argument(..., help="checkpoint.pt written by maskpose train."),
     data: Path = typer.Argument(..., help="Multi-view dataset folder."),
-    iters: int = typer.Option(100, "--iters", min=1, help="Adam iterations per sample."),
+    iters: int = typer.Option(100, "--iters", min=0,
+                              help="Adam iterations per sample per cycle; 0 (with --search-cycles >= 1): the arm search "
+                                   "alone, only elbows and wrists move (~13x cheaper)."),
     lr_mm: float = typer.Option(5.0, "--lr-mm", help="Initial step size (mm)."),
     search_cycles: int = typer.Option(2, "--search-cycles", min=0,
                                       help="(arm search against the masks, then the Adam fit) this many times; 0: fit only."),
