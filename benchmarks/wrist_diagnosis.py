@@ -16,6 +16,29 @@ import numpy as np
 import torch
 
 
+def elbow_angle(X: np.ndarray, side: str, js) -> tuple[np.ndarray, np.ndarray]:
+    """Interior elbow angle (deg; 180 = straight arm) and shoulder-wrist distance (mm), ``[N]`` each."""
+    S, E, W = (X[:, js.index(side + n)] for n in ("Shoulder", "Elbow", "Wrist"))
+    a, b = S - E, W - E
+    c = (a * b).sum(-1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-9)
+    return np.degrees(np.arccos(np.clip(c, -1.0, 1.0))), np.linalg.norm(W - S, axis=-1)
+
+
+def arm_geometry(pred: np.ndarray, gt: np.ndarray, e: np.ndarray, js) -> None:
+    """How bent the predicted arms are against the true ones, and the wrist error by predicted bend."""
+    for k, s in enumerate("LR"):
+        ap, dp = elbow_angle(pred, s, js)
+        ag, dg = elbow_angle(gt, s, js)
+        pct = lambda v: " / ".join(f"{x:.0f}" for x in np.percentile(v, [10, 50, 90]))  # noqa: E731
+        print(f"{s} arm: interior elbow angle p10/50/90 predicted {pct(ap)}, true {pct(ag)} deg; "
+              f"shoulder-wrist distance predicted {pct(dp)}, true {pct(dg)} mm")
+        for lo, hi in ((0, 45), (45, 90), (90, 181)):
+            m = (ap >= lo) & (ap < hi)
+            if m.any():
+                print(f"   predicted angle {lo:>3}-{min(hi, 180)} deg: {m.mean():5.1%} of the arms, wrist error "
+                      f"{e[m, k].mean():.0f} mm, true angle there (median) {np.median(ag[m]):.0f} deg")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pred", help="npz with pred, gt [N, J, 3] (maskpose eval --predictions)")
@@ -41,6 +64,7 @@ def main(argv=None) -> None:
     bad = e > 500
     print(f"hands over 500 mm off: {bad.mean():.1%}; in those samples the other hand is off by "
           f"{np.where(bad[:, ::-1], e, np.nan)[bad[:, ::-1]].mean():.0f} mm on average")
+    arm_geometry(pred, gt, e, js)
     if not args.out:
         return
     import matplotlib
