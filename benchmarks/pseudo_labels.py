@@ -7,6 +7,7 @@
 ``--iters 0 --cycles 1`` labels with the arm search alone (only elbows and wrists move; ~65 ms per sample
 on 2 threads instead of ~0.8 s per sample and thread).
 
+The work is :func:`maskpose.selftrain.label_samples` (``maskpose selftrain`` runs it in worker processes).
 Writes ``pred [N, J, 3]`` (world mm, the refined poses), ``before`` (the network's) and ``ids``: the
 file ``data.pseudo`` of a training config reads. No labels are used; if DATA has gt/ the script
 prints the metrics before and after, for the record only.
@@ -19,13 +20,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from maskpose import metrics as M
-from maskpose.data.folder import MaskPoseDataset
-from maskpose.infer import fit_poses
+from maskpose.selftrain import label_samples, write_pseudo
 from maskpose.skeleton import get_joint_set
-from maskpose.train import load_model, predict_dataset, resolve_device
+from maskpose.train import load_model
 
 
 def main(argv=None) -> int:
@@ -42,25 +41,15 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
 
-    dev = resolve_device(args.device)
-    model, cfg, _ = load_model(args.checkpoint, dev)
     t = time.time()
-    res = predict_dataset(model, args.data, cfg, dev, limit=args.start + args.limit if args.limit > 0 else 0)
-    a = args.start
-    res = {"joints3d": res["joints3d"][a:]}
-    n = len(res["joints3d"])
-    if n == 0:
-        sys.exit(f"{args.data}: no samples from --start {a}")
-    ds = MaskPoseDataset(args.data, with_gt=False, preload=True)
-    items = [ds[i] for i in range(a, a + n)]
-    st = lambda k: torch.stack([it[k] for it in items])  # noqa: E731
-    refined = fit_poses(res["joints3d"], st("masks"), st("weights"), st("crop_cameras"), st("valid"), cfg,
-                        iters=args.iters, batch_size=args.batch, device=dev, search_cycles=args.cycles,
-                        search_dirs=args.dirs)
+    lab = label_samples(args.checkpoint, args.data, start=args.start, limit=args.limit, cycles=args.cycles,
+                        iters=args.iters, dirs=args.dirs, batch_size=args.batch, device=args.device)
     dt = time.time() - t
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, pred=refined, before=res["joints3d"], ids=np.asarray(ds.ids[a:a + n]).astype(str))
-    print(f"{n} samples in {dt:.0f} s ({dt / n * 1000:.0f} ms/sample, {dev}) -> {args.out}")
+    n, a = len(lab["ids"]), args.start
+    write_pseudo(args.out, [lab])
+    print(f"{n} samples in {dt:.0f} s ({dt / n * 1000:.0f} ms/sample) -> {args.out}")
+    res, refined = {"joints3d": lab["before"]}, lab["pred"]
+    _, cfg, _ = load_model(args.checkpoint)
     gt_file = args.data / "gt" / "joints3d.npy"
     if gt_file.exists():
         js = get_joint_set(cfg.joint_set)

@@ -4,8 +4,8 @@
         [--label 1000] [--procs 2] [--steps 2000] [--lr 3e-4] [--json FILE] [overrides...]
 
 1. pseudo-labels: the model's answers on the first ``--label`` training samples (``DIR/train``), refined by
-   ``maskpose fit`` with the arm search (``benchmarks/pseudo_labels.py``), split over ``--procs`` one-thread
-   processes and merged into ``RUN/pseudo.npz``;
+   ``maskpose fit`` with the arm search (:func:`maskpose.selftrain.pseudo_label`, as ``maskpose selftrain``),
+   split over ``--procs`` one-thread processes and merged into ``RUN/pseudo.npz``;
 2. a fine-tune of ``--steps`` steps from CHECKPOINT with every joint also pulled to its pseudo-label
    (``benchmarks/train_synthetic.py ... init=CHECKPOINT data.pseudo=RUN/pseudo.npz loss.pseudo=1``), evaluated
    on ``DIR/test`` beside the label-using baselines;
@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from maskpose.selftrain import pseudo_label
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,19 +41,6 @@ def wait_all(procs: list[subprocess.Popen], what: str) -> None:
     codes = [p.wait() for p in procs]
     if any(codes):
         sys.exit(f"{what} failed (exit codes {codes}); see the logs")
-
-
-def merge_pseudo(parts: list[Path], out: Path) -> int:
-    zs = [np.load(p) for p in parts]
-    pred = np.concatenate([z["pred"] for z in zs])
-    before = np.concatenate([z["before"] for z in zs])
-    ids = np.concatenate([z["ids"] for z in zs])
-    if len(set(ids.tolist())) != len(ids):
-        sys.exit(f"pseudo-label parts overlap: {parts}")
-    tmp = out.with_suffix(".tmp.npz")
-    np.savez(tmp, pred=pred, before=before, ids=ids)
-    os.replace(tmp, out)
-    return len(ids)
 
 
 def main(argv=None) -> int:
@@ -84,21 +71,9 @@ def main(argv=None) -> int:
     times: dict[str, float] = {}
 
     t0 = time.time()
-    chunk = -(-args.label // args.procs)
-    parts, procs = [], []
-    for k in range(args.procs):
-        start, n = k * chunk, min(chunk, args.label - k * chunk)
-        if n <= 0:
-            break
-        part = args.out / f"pseudo_{start}-{start + n - 1}.npz"
-        parts.append(part)
-        procs.append(run([py, str(HERE / "pseudo_labels.py"), str(args.checkpoint), str(args.data / "train"),
-                          "--out", str(part), "--start", str(start), "--limit", str(n),
-                          "--cycles", str(args.label_cycles), "--iters", str(args.label_iters)],
-                         args.out / f"pseudo_{start}-{start + n - 1}.log", threads=1))
-    wait_all(procs, "pseudo-labelling")
     pseudo = args.out / "pseudo.npz"
-    n_lab = merge_pseudo(parts, pseudo)
+    n_lab = pseudo_label(args.checkpoint, args.data / "train", pseudo, num=args.label, workers=args.procs,
+                         cycles=args.label_cycles, iters=args.label_iters)
     times["label_minutes"] = (time.time() - t0) / 60
     print(f"pseudo-labels for {n_lab} samples in {times['label_minutes']:.1f} min -> {pseudo}", flush=True)
 

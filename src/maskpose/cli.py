@@ -185,6 +185,34 @@ def fit(
         _fail(str(e).strip("'\""))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def selftrain(
+    ctx: typer.Context,
+    checkpoint: Path = typer.Argument(..., help="checkpoint.pt of a multi-view model (maskpose train)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: pseudo.npz and the fine-tune's checkpoint.pt."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Training split (default: the checkpoint's data.train)."),
+    label: int = typer.Option(1000, "--label", min=0, help="Pseudo-label the first N training samples (0: all)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="One-thread labelling processes."),
+    steps: int = typer.Option(2000, "--steps", min=1, help="Fine-tune steps."),
+    lr: float = typer.Option(3e-4, "--lr", help="Fine-tune learning rate."),
+    search_cycles: int = typer.Option(2, "--search-cycles", min=0, help="(arm search, fit) cycles of the labels."),
+    iters: int = typer.Option(100, "--iters", min=0, help="Fit steps per cycle; 0: labels from the arm search alone."),
+    resume: bool = typer.Option(False, "--resume", help="Reuse OUT/pseudo.npz and continue OUT/checkpoint.pt."),
+) -> None:
+    """One round of label-free self-training: fit + arm search label the training masks, then a fine-tune
+    pulls the network towards those labels. Extra arguments are dotted overrides of the fine-tune's config."""
+    from .selftrain import self_train
+
+    try:
+        summary = self_train(checkpoint, out, label=label, workers=workers, steps=steps, lr=lr, data=data,
+                             overrides=list(ctx.args), cycles=search_cycles, iters=iters, resume=resume,
+                             progress=typer.echo)
+    except _user_errors() as e:
+        _fail(str(e).strip("'\""))
+    typer.echo(f"self-trained {summary['step']} steps on {summary['labelled']} pseudo-labels in "
+               f"{summary['minutes']:.1f} min; checkpoint: {summary['checkpoint']}")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Output folder."),

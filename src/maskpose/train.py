@@ -429,18 +429,22 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
 # ====================================================================== evaluation
 @torch.no_grad()
 def predict_dataset(model, dataset_root: str | os.PathLike, cfg: TrainConfig, device: torch.device,
-                    limit: int = 0, batch_size: int = 32) -> dict:
+                    limit: int = 0, batch_size: int = 32, start: int = 0) -> dict:
     """Predict 3D joints for a dataset folder: ``joints3d [N, J, 3]`` (world mm for multi-view;
-    camera-frame pseudo-3D of view 0 in single-view mode), plus per-view 2D and the labelling."""
+    camera-frame pseudo-3D of view 0 in single-view mode), plus per-view 2D and the labelling.
+
+    Samples ``start .. limit - 1`` (``limit = 0``: to the end); ``num`` = their count."""
     from .data.folder import MaskPoseDataset
 
     joint_set = get_joint_set(cfg.joint_set)
     ds = MaskPoseDataset(dataset_root, with_gt=False, preload=True)
     n = len(ds) if limit <= 0 else min(limit, len(ds))
+    if not 0 <= start < n:
+        raise ValueError(f"{dataset_root}: no samples from {start} to {n - 1}")
     was_training = model.training
     model.eval()
     out3d, out2d, raw2d, swaps, flips, arm_flips = [], [], [], [], [], []
-    for s in range(0, n, batch_size):
+    for s in range(start, n, batch_size):
         items = [ds[i] for i in range(s, min(n, s + batch_size))]
         batch = {k: torch.stack([it[k] for it in items]).to(device) for k in ("images", "masks", "crop_cameras", "valid")}
         pred = predict_views(model, batch, cfg)
@@ -459,7 +463,7 @@ def predict_dataset(model, dataset_root: str | os.PathLike, cfg: TrainConfig, de
             out2d.append(pred["joints2d"].float().cpu())
     model.train(was_training)
     res = {"joints3d": torch.cat(out3d).numpy(), "joints2d": torch.cat(out2d).numpy(),
-           "raw2d": torch.cat(raw2d).numpy(), "num": n}
+           "raw2d": torch.cat(raw2d).numpy(), "num": n - start}
     if swaps:
         res["swaps"] = torch.cat(swaps).numpy()
         res["flip"] = torch.cat(flips).numpy()

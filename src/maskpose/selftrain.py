@@ -1,0 +1,145 @@
+"""Label-free self-training (``maskpose selftrain``): one round of pseudo-labels from the model's own
+answers refined against the masks, then a fine-tune that pulls the network towards them.
+
+1. :func:`label_samples` — the model's 3D answers on a slice of the training split, refined per sample by
+   ``maskpose fit`` with the arm search (:func:`maskpose.infer.fit_poses`); no labels are read.
+2. :func:`pseudo_label` — the same over the first ``N`` samples, split between one-thread worker processes,
+   merged and written atomically (``pred [N, J, 3]`` world mm, ``before``, ``ids``): the file
+   ``data.pseudo`` of a training config reads.
+3. :func:`self_train` — the fine-tune: ``init`` = the checkpoint, ``data.pseudo`` = that file,
+   ``loss.pseudo = 1`` (every joint pulled to its label in every view, Cauchy in px), the body-capsule
+   exclusion of the hand pull from step 0, the given learning rate and steps; everything else is the
+   checkpoint's own config (plus dotted overrides). ``resume`` reuses a finished label file and continues
+   an interrupted fine-tune from ``OUT/checkpoint.pt``.
+
+Measured (``docs/results/training-notes.md``, sessions 6–9): one round with labels for 1000 of 12000
+samples took a 13000-step model from 98.3 / 93.9 to 86.4 / 83.1 mm strict MPJPE / P-MPJPE (the same
+fine-tune without labels: 97.1 / 92.1); the wrists gain 8–13 mm and no more, and even the ground truth as
+labels leaves them near 177 mm after 2000 steps (session 9).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def label_samples(checkpoint: str | os.PathLike, data_root: str | os.PathLike, start: int = 0, limit: int = 0,
+                  cycles: int = 2, iters: int = 100, dirs: int = 64, batch_size: int = 64,
+                  device: str = "auto") -> dict[str, np.ndarray]:
+    """Pseudo-labels for samples ``start .. start + limit - 1`` (``limit = 0``: to the end).
+
+    Returns ``pred [n, J, 3]`` (refined, world mm), ``before [n, J, 3]`` (the network's answers) and
+    ``ids [n]`` (str). ``iters = 0`` with ``cycles >= 1`` is the arm search alone.
+    """
+    from .data.folder import MaskPoseDataset
+    from .infer import fit_poses
+    from .train import load_model, predict_dataset, resolve_device
+
+    dev = resolve_device(device)
+    model, cfg, _ = load_model(checkpoint, dev)
+    ds = MaskPoseDataset(data_root, with_gt=False, preload=True)
+    if start < 0 or start >= len(ds):
+        raise ValueError(f"{data_root}: no sample {start} (it has {len(ds)})")
+    end = len(ds) if limit <= 0 else min(len(ds), start + limit)
+    res = predict_dataset(model, data_root, cfg, dev, start=start, limit=end)
+    items = [ds[i] for i in range(start, end)]
+    st = lambda k: torch.stack([it[k] for it in items])  # noqa: E731
+    refined = fit_poses(res["joints3d"], st("masks"), st("weights"), st("crop_cameras"), st("valid"), cfg,
+                        iters=iters, batch_size=batch_size, device=dev, search_cycles=cycles, search_dirs=dirs)
+    return {"pred": refined.astype(np.float32), "before": res["joints3d"].astype(np.float32),
+            "ids": np.asarray(ds.ids[start:end]).astype(str)}
+
+
+def _label_worker(job: dict) -> dict[str, np.ndarray]:
+    torch.set_num_threads(1)
+    return label_samples(**job)
+
+
+def write_pseudo(path: str | os.PathLike, parts: list[dict[str, np.ndarray]]) -> int:
+    """Merge label parts and write ``path`` atomically (temp file + rename); returns the sample count."""
+    pred = np.concatenate([p["pred"] for p in parts])
+    before = np.concatenate([p["before"] for p in parts])
+    ids = np.concatenate([p["ids"] for p in parts])
+    if len(set(ids.tolist())) != len(ids):
+        raise ValueError(f"{path}: the pseudo-label parts overlap")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, pred=pred, before=before, ids=ids)
+    os.replace(tmp, path)
+    return len(ids)
+
+
+def pseudo_label(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out: str | os.PathLike,
+                 num: int = 1000, workers: int = 2, cycles: int = 2, iters: int = 100, dirs: int = 64,
+                 device: str = "auto") -> int:
+    """Label the first ``num`` samples of ``data_root`` (0: all) with ``workers`` one-thread processes
+    (1: in this process) and write ``out``; returns the number labelled."""
+    from .data.folder import load_dataset_meta
+
+    total = int(load_dataset_meta(data_root)["num_samples"])
+    num = total if num <= 0 else min(num, total)
+    if workers < 1:
+        raise ValueError(f"selftrain: workers must be >= 1, got {workers}")
+    chunk = -(-num // workers)
+    jobs = [dict(checkpoint=str(checkpoint), data_root=str(data_root), start=s, limit=min(chunk, num - s),
+                 cycles=cycles, iters=iters, dirs=dirs, device=device) for s in range(0, num, chunk)]
+    if len(jobs) == 1:
+        parts = [label_samples(**jobs[0])]
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(len(jobs)) as pool:
+            parts = pool.map(_label_worker, jobs)
+    return write_pseudo(out, parts)
+
+
+def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int = 1000, workers: int = 2,
+               steps: int = 2000, lr: float = 3e-4, data: str | os.PathLike | None = None,
+               overrides: list[str] | None = None, cycles: int = 2, iters: int = 100, dirs: int = 64,
+               resume: bool = False,
+               progress=print) -> dict:
+    """One round: pseudo-labels for the first ``label`` training samples, then the fine-tune into ``out``.
+
+    ``data``: the training split (default: the checkpoint's ``data.train``). Returns the training summary
+    with ``pseudo`` (the label file) and ``labelled`` added.
+    """
+    from .config import apply_overrides
+    from .data.folder import load_dataset_meta
+    from .train import config_from_checkpoint, load_checkpoint, train
+
+    if steps < 1 or lr <= 0:
+        raise ValueError(f"selftrain: steps must be >= 1 and lr > 0, got {steps}, {lr}")
+    cfg = config_from_checkpoint(load_checkpoint(checkpoint))
+    train_root = Path(data) if data else Path(cfg.data.train)
+    meta = load_dataset_meta(train_root)
+    if meta["joint_set"] != cfg.joint_set:
+        raise ValueError(f"{train_root} uses joint set {meta['joint_set']!r}, checkpoint {checkpoint} {cfg.joint_set!r}")
+    if int(meta["num_views"]) < 2:
+        raise ValueError(f"{train_root}: self-training needs calibrated multi-view data (num_views = {meta['num_views']})")
+    out = Path(out)
+    pseudo = out / "pseudo.npz"
+    labelled = 0
+    if resume and pseudo.is_file():
+        with np.load(pseudo) as z:
+            labelled = len(z["ids"])
+        progress(f"reusing {labelled} pseudo-labels from {pseudo}")
+    else:
+        progress(f"pseudo-labelling {label or meta['num_samples']} samples of {train_root} with {workers} worker(s)")
+        labelled = pseudo_label(checkpoint, train_root, pseudo, num=label, workers=workers, cycles=cycles,
+                                iters=iters, dirs=dirs)
+    ft = replace(cfg, init=str(checkpoint),
+                 data=replace(cfg.data, train=str(train_root), pseudo=str(pseudo)),
+                 loss=replace(cfg.loss, pseudo=cfg.loss.pseudo or 1.0, extremity_exclude_body_from=0),
+                 optim=replace(cfg.optim, lr=lr, steps=steps, max_minutes=0, warmup=min(cfg.optim.warmup, steps // 10)),
+                 log=replace(cfg.log, out=str(out)))
+    if overrides:
+        ft = apply_overrides(ft, list(overrides))
+    ft.validate()
+    summary = train(ft, resume=resume)
+    summary.update(pseudo=str(pseudo), labelled=labelled)
+    return summary

@@ -1,0 +1,85 @@
+"""maskpose selftrain: pseudo-labels split over worker processes, the fine-tune towards them, resume, errors."""
+import numpy as np
+import pytest
+import torch
+
+from maskpose.data.synthetic import generate_dataset
+from maskpose.selftrain import label_samples, pseudo_label, self_train
+from maskpose.train import build_model, load_model, predict_dataset, save_checkpoint
+
+from test_train import tiny, tiny_cfg  # noqa: F401  (fixture)
+
+FAST = dict(cycles=1, iters=5, dirs=8)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tiny, tmp_path_factory):  # noqa: F811
+    cfg = tiny_cfg(tiny, tmp_path_factory.mktemp("st") / "run")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    with torch.no_grad():  # an untrained but not degenerate head
+        model.final.weight.normal_(0, 0.05)
+    path = tmp_path_factory.mktemp("st_ckpt") / "model.pt"
+    save_checkpoint(path, model, None, 0, cfg)
+    return path
+
+
+def test_workers_give_the_labels_of_one_process(tiny, ckpt, tmp_path):  # noqa: F811
+    out = tmp_path / "p.npz"
+    assert pseudo_label(ckpt, tiny / "train", out, num=6, workers=2, **FAST) == 6
+    z = np.load(out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each worker runs with
+    try:
+        ref = [label_samples(ckpt, tiny / "train", start=s, limit=3, **FAST) for s in (0, 3)]
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(z["ids"], np.concatenate([r["ids"] for r in ref]))
+    np.testing.assert_allclose(z["pred"], np.concatenate([r["pred"] for r in ref]), atol=1e-4)
+    assert z["pred"].shape == (6, 18, 3) and np.isfinite(z["pred"]).all()
+    assert np.abs(z["pred"] - z["before"]).max() > 1.0  # the fit moved the network's answers (mm)
+    # the slice of predict_dataset is the same as predicting everything and slicing
+    model, cfg, _ = load_model(ckpt)
+    full = predict_dataset(model, tiny / "train", cfg, torch.device("cpu"), limit=6)
+    part = predict_dataset(model, tiny / "train", cfg, torch.device("cpu"), start=3, limit=6)
+    assert part["num"] == 3
+    np.testing.assert_allclose(part["joints3d"], full["joints3d"][3:], atol=1e-4)
+
+
+def test_self_train_pulls_the_network_to_its_labels_and_resumes(tiny, ckpt, tmp_path):  # noqa: F811
+    ov = ["optim.batch_size=6", "optim.warmup=0", "log.ckpt_every=10"]
+    kw = dict(label=0, workers=1, steps=30, lr=2e-3, progress=lambda m: None, **FAST)
+    summary = self_train(ckpt, tmp_path / "st", overrides=ov + ["loss.pseudo=10"], **kw)
+    assert summary["step"] == 30 and summary["labelled"] == 24 and (tmp_path / "st" / "checkpoint.pt").is_file()
+    # the control: the same fine-tune with the pull to the labels switched off
+    self_train(ckpt, tmp_path / "control", overrides=ov + ["loss.pseudo=0"], **kw)
+    labels = np.load(tmp_path / "st" / "pseudo.npz")["pred"]
+
+    def gap(path):
+        model, cfg, _ = load_model(path)
+        pred = predict_dataset(model, tiny / "train", cfg, torch.device("cpu"))["joints3d"]
+        rel = lambda x: x - x[:, :1]  # noqa: E731
+        return np.linalg.norm(rel(pred) - rel(labels), axis=-1).mean()
+
+    with_labels, control = gap(tmp_path / "st" / "checkpoint.pt"), gap(tmp_path / "control" / "checkpoint.pt")
+    assert with_labels < 0.9 * control, (with_labels, control)
+    # resume: the labels are reused (not recomputed) and the finished fine-tune is not run again
+    msgs = []
+    again = self_train(ckpt, tmp_path / "st", overrides=ov + ["loss.pseudo=10"], resume=True,
+                       **{**kw, "progress": msgs.append})
+    assert any("reusing 24 pseudo-labels" in m for m in msgs) and again["step"] == 30
+
+
+def test_selftrain_cli_errors(tiny, ckpt, tmp_path):  # noqa: F811
+    from typer.testing import CliRunner
+
+    from maskpose.cli import app
+
+    generate_dataset(tmp_path / "sv", 4, num_views=1, size=32, seed=5, split="train", workers=1)
+    r = CliRunner().invoke(app, ["selftrain", str(ckpt), "--out", str(tmp_path / "o"), "--data", str(tmp_path / "sv")])
+    assert r.exit_code == 1 and "multi-view" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["selftrain", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "does not exist" in r.output
+    r = CliRunner().invoke(app, ["selftrain", str(ckpt), "--out", str(tmp_path / "o"), "--label", "2", "--workers", "1",
+                                 "--iters", "2", "--search-cycles", "1", "--steps", "2", "optim.lrr=1"])
+    assert r.exit_code == 1 and "optim.lrr" in r.output
