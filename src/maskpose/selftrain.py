@@ -41,7 +41,7 @@ def label_samples(checkpoint: str | os.PathLike, data_root: str | os.PathLike, s
 
     dev = resolve_device(device)
     model, cfg, _ = load_model(checkpoint, dev)
-    ds = MaskPoseDataset(data_root, with_gt=False, preload=True)
+    ds = MaskPoseDataset(data_root, with_gt=False, preload=False)  # only the slice is read below
     if start < 0 or start >= len(ds):
         raise ValueError(f"{data_root}: no sample {start} (it has {len(ds)})")
     end = len(ds) if limit <= 0 else min(len(ds), start + limit)
