@@ -448,3 +448,23 @@ def test_cli_fit_search_only_moves_only_the_arms(data, tmp_path):
     r = CliRunner().invoke(app, ["fit", str(data["ckpt"]), str(data["mv"]), "--iters", "0", "--search-cycles", "0",
                                  "--limit", "4", "--device", "cpu"])
     assert r.exit_code == 1 and "iters" in r.output and "Traceback" not in r.output
+
+
+def test_flip_test_in_predict_and_eval(data, tmp_path):
+    """--flip-test reaches the network: other answers than without it, recorded in the metadata, and
+    `maskpose eval --flip-test` writes its own numbers."""
+    from typer.testing import CliRunner
+
+    from maskpose.cli import app
+
+    plain = predict(data["ckpt"], data["mv"], device="cpu")
+    flipped = predict(data["ckpt"], data["mv"], device="cpu", flip_test=True)
+    assert flipped.meta["flip_test"] and not plain.meta["flip_test"]
+    assert np.isfinite(flipped.joints3d).all() and np.abs(flipped.joints3d - plain.joints3d).max() > 0.1
+    outs = []
+    for extra in ([], ["--flip-test"]):
+        out = tmp_path / f"e{len(extra)}.json"
+        r = CliRunner().invoke(app, ["eval", str(data["ckpt"]), str(data["mv"]), "--json", str(out), "--device", "cpu", *extra])
+        assert r.exit_code == 0, r.output
+        outs.append(json.loads(out.read_text())["model"]["mpjpe"])
+    assert outs[0] != outs[1]

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from maskpose.data.folder import MaskPoseDataset
 from maskpose.data.synthetic import generate_dataset
 from maskpose.selftrain import label_samples, pseudo_label, self_train
 from maskpose.train import build_model, load_model, predict_dataset, save_checkpoint
@@ -44,6 +45,10 @@ def test_workers_give_the_labels_of_one_process(tiny, ckpt, tmp_path):  # noqa: 
     part = predict_dataset(model, tiny / "train", cfg, torch.device("cpu"), start=3, limit=6)
     assert part["num"] == 3
     np.testing.assert_allclose(part["joints3d"], full["joints3d"][3:], atol=1e-4)
+    # an open, lazily read dataset gives the same answers as the folder path
+    lazy = MaskPoseDataset(tiny / "train", preload=False)
+    np.testing.assert_allclose(predict_dataset(model, lazy, cfg, torch.device("cpu"), start=3, limit=6)["joints3d"],
+                               part["joints3d"], atol=1e-5)
 
 
 def test_self_train_pulls_the_network_to_its_labels_and_resumes(tiny, ckpt, tmp_path):  # noqa: F811
@@ -51,8 +56,9 @@ def test_self_train_pulls_the_network_to_its_labels_and_resumes(tiny, ckpt, tmp_
     kw = dict(label=0, workers=1, steps=30, lr=2e-3, progress=lambda m: None, **FAST)
     summary = self_train(ckpt, tmp_path / "st", overrides=ov + ["loss.pseudo=10"], **kw)
     assert summary["step"] == 30 and summary["labelled"] == 24 and (tmp_path / "st" / "checkpoint.pt").is_file()
+    assert summary["pseudo_weight"] == 10.0
     # the control: the same fine-tune with the pull to the labels switched off
-    self_train(ckpt, tmp_path / "control", overrides=ov + ["loss.pseudo=0"], **kw)
+    assert self_train(ckpt, tmp_path / "control", overrides=ov + ["loss.pseudo=0"], **kw)["pseudo_weight"] == 0.0
     labels = np.load(tmp_path / "st" / "pseudo.npz")["pred"]
 
     def gap(path):

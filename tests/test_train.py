@@ -14,6 +14,7 @@ import torch
 
 from maskpose import metrics as M
 from maskpose.config import ConfigError
+from maskpose.data.folder import MaskPoseDataset
 from maskpose.data.synthetic import generate_dataset
 from maskpose.train import (TensorBatches, TrainConfig, build_model, compute_losses, load_checkpoint, load_model,
                             predict_dataset, train)
@@ -304,3 +305,51 @@ def test_extremity_weight_fades_to_zero_and_the_default_schedule_ends_without_th
     assert lc.extremity > 0 and 0 <= lc.extremity_decay_start
     assert lc.extremity_decay_start + lc.extremity_decay_steps < shipped.optim.steps
     assert extremity_weight(shipped.optim.steps - 1, shipped) == 0.0
+
+
+def test_flip_average_undoes_the_mirror_and_its_arbitrary_labels():
+    """flip_average: a mirror answer that is the exact mirror (x negated, and the legs' and/or arms'
+    labels swapped in any of the four ways) averages back to the answer itself; otherwise the mean."""
+    from maskpose.multiview import arm_permutation
+    from maskpose.train import flip_average
+
+    js = H36M18
+    g = torch.Generator().manual_seed(0)
+    N, J = 4, js.num_joints
+    out = {"joints2d": torch.rand(N, J, 2, generator=g) * 2 - 1, "depth": torch.rand(N, J, generator=g),
+           "confidence": torch.rand(N, J, generator=g), "girth": torch.rand(N, generator=g), "extra": torch.zeros(N)}
+    full, arms = js.flip_permutation(), arm_permutation(js)
+    legs = [full[arms[j]] for j in range(J)]
+    perms = [list(range(J)), full, arms, legs]
+    mirror = {k: v.clone() for k, v in out.items()}
+    for n in range(N):  # sample n's mirror labels its limbs by perms[n]
+        p = perms[n]
+        mirror["joints2d"][n] = out["joints2d"][n, p] * torch.tensor([-1.0, 1.0])
+        mirror["depth"][n] = out["depth"][n, p]
+        mirror["confidence"][n] = out["confidence"][n, p]
+    res = flip_average(out, mirror, js)
+    for k in ("joints2d", "depth", "confidence", "girth"):
+        torch.testing.assert_close(res[k], out[k], atol=1e-6, rtol=0)
+    assert "extra" in res
+    # a mirror answer shifted by +0.1 in (mirrored) x: the average moves the original by -0.05
+    shifted = dict(mirror, joints2d=mirror["joints2d"] + torch.tensor([0.1, 0.0]))
+    res = flip_average(out, shifted, js)
+    torch.testing.assert_close(res["joints2d"], out["joints2d"] - torch.tensor([0.05, 0.0]), atol=1e-6, rtol=0)
+
+
+def test_flip_test_at_inference_only(tiny, tmp_path):  # noqa: F811
+    """method.flip_test changes the answers in eval mode (the mirror is averaged in), not in training mode."""
+    from maskpose.train import predict_views
+
+    cfg = tiny_cfg(tiny, tmp_path)
+    model = build_model(cfg)
+    ds = MaskPoseDataset(tiny / "test", preload=False)
+    items = [ds[i] for i in range(2)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("images", "masks", "crop_cameras", "valid")}
+    flip_cfg = replace(cfg, method=replace(cfg.method, flip_test=True))
+    model.eval()
+    with torch.no_grad():
+        a, b = predict_views(model, batch, cfg)["joints2d"], predict_views(model, batch, flip_cfg)["joints2d"]
+        assert (a - b).abs().max() > 1e-4 and torch.isfinite(b).all()
+        model.train()
+        torch.testing.assert_close(predict_views(model, batch, flip_cfg)["joints2d"], predict_views(model, batch, cfg)["joints2d"])

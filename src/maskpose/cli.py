@@ -1,6 +1,7 @@
 """The ``maskpose`` command line (Typer). Each command is a thin wrapper over a plain function."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -107,6 +108,7 @@ def eval_cmd(
     train_data: Optional[Path] = typer.Option(None, "--train-data", help="Training split for the mean-pose baselines (default: the checkpoint's)."),
     limit: int = typer.Option(0, "--limit", min=0, help="Evaluate the first N samples only (0: all)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    flip_test: bool = typer.Option(False, "--flip-test", help="Average each view with its mirror image (2x the network passes)."),
 ) -> None:
     """Metrics (strict and flip-aware) beside the mean-pose and oracle-yaw mean-pose baselines."""
     from .data.folder import load_dataset_meta
@@ -117,6 +119,8 @@ def eval_cmd(
         meta = load_dataset_meta(data)
         dev = resolve_device(device)
         model, cfg, _ = load_model(checkpoint, dev, joint_set=meta["joint_set"])
+        if flip_test:
+            cfg = replace(cfg, method=replace(cfg.method, flip_test=True))
         table = evaluate_model(model, cfg, data, dev, limit=limit, train_root=str(train_data) if train_data else None)
         write_outputs(table, str(json_out) if json_out else None, str(predictions) if predictions else None)
     except _user_errors() as e:
@@ -209,7 +213,9 @@ def selftrain(
                              progress=typer.echo)
     except _user_errors() as e:
         _fail(str(e).strip("'\""))
-    typer.echo(f"self-trained {summary['step']} steps on {summary['labelled']} pseudo-labels in "
+    used = (f"on {summary['labelled']} pseudo-labels" if summary["pseudo_weight"] > 0
+            else f"with the pseudo-label pull off (loss.pseudo=0; {summary['labelled']} labels written)")
+    typer.echo(f"self-trained {summary['step']} steps {used} in "
                f"{summary['minutes']:.1f} min; checkpoint: {summary['checkpoint']}")
 
 
@@ -254,6 +260,7 @@ def predict(
     reject_threshold: float = typer.Option(0.1, "--reject-threshold", help="... and above this fraction of the crop side."),
     confidence_weights: bool = typer.Option(True, "--confidence-weights/--no-confidence-weights",
                                             help="Weight each view by the detector's per-joint confidence."),
+    flip_test: bool = typer.Option(False, "--flip-test", help="Average each view with its mirror image (2x the network passes)."),
     single_view: bool = typer.Option(False, "--single-view", help="Use one view only (root-relative camera-frame 3D)."),
     view: int = typer.Option(0, "--view", min=0, help="The view used by --single-view."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1),
@@ -296,7 +303,7 @@ def predict(
                               smoothing=None if smooth == "none" else smooth, smoothing_params=params if smooth != "none" else None,
                               refine=refine, refine_iters=refine_iters,
                               refine_search_cycles=refine_search_cycles, reject_outlier_views=reject, reject_k=reject_k,
-                              reject_threshold=reject_threshold, confidence_weights=confidence_weights,
+                              reject_threshold=reject_threshold, confidence_weights=confidence_weights, flip_test=flip_test,
                               single_view=single_view, view=view, max_frames=max_frames, stride=stride, masker=masker,
                               size=size, fps=fps, overwrite=overwrite,
                               prepare_options={"start": start, "masks_dir": masks_dir, "grabcut": grabcut},

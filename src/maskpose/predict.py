@@ -31,6 +31,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -509,7 +510,7 @@ def predict(checkpoint: str | os.PathLike, input: str | os.PathLike | list, *, o
             calibration=None, device: str = "auto", batch_size: int = 32, smoothing: str | None = None,
             smoothing_params: dict | None = None, refine: bool = False, refine_iters: int = 100,
             refine_search_cycles: int = 2, reject_outlier_views: bool = True, reject_k: float = 3.0, reject_threshold: float = 0.1,
-            confidence_weights: bool = True, single_view: bool = False, view: int = 0,
+            confidence_weights: bool = True, flip_test: bool = False, single_view: bool = False, view: int = 0,
             max_frames: int | None = None, stride: int = 1, masker: str = "median", size: int | None = None,
             fps: float | None = None, overwrite: bool = False, prepare_options: dict | None = None,
             progress: Progress | None = None):
@@ -536,6 +537,7 @@ def predict(checkpoint: str | os.PathLike, input: str | os.PathLike | list, *, o
             error exceeds ``max(reject_k · median, reject_threshold · S)`` crop pixels
             (:func:`triangulate_views`); never below 2 views.
         confidence_weights: weight each view's DLT rows by the detector's per-joint confidence.
+        flip_test: average each view's answer with the answer on its mirror image (``train.flip_average``).
         single_view, view: use only view ``view`` (root-relative camera-frame output) even when the
             data is multi-view.
         max_frames, stride: use every ``stride``-th sample (frame), at most ``max_frames`` of them.
@@ -562,6 +564,8 @@ def predict(checkpoint: str | os.PathLike, input: str | os.PathLike | list, *, o
     dev = resolve_device(device)
     ckpt = Path(checkpoint)
     model, cfg, state = load_model(ckpt, dev)
+    if flip_test:
+        cfg = replace(cfg, method=replace(cfg.method, flip_test=True))
     js = get_joint_set(cfg.joint_set)
     saved = state.get("joints")
     if saved is not None and list(saved) != list(js.joints):
@@ -672,7 +676,8 @@ def _meta(res: dict, ckpt: Path, inputs: list, root, cfg, info: dict, dev, smoot
         "crop_size": int(res["size"]), "train_crop_size": info["size"], "num_views": int(res["num_views"]),
         "mode": "multiview" if res["frame"] == "world" else "single_view", "views": [int(v) for v in res["views"]],
         "device": str(dev), "refined": bool(refine), "smoothing": smooth_meta,
-        "reject_outlier_views": bool(reject), "confidence_weights": bool(conf_w), "notes": list(notes),
+        "reject_outlier_views": bool(reject), "confidence_weights": bool(conf_w),
+        "flip_test": bool(cfg.method.flip_test), "notes": list(notes),
         "num_frames": T, "seconds": round(seconds, 3), "frames_per_s": round(T / max(seconds, 1e-9), 2),
         "units": "mm", "frame_description": ("world frame of the calibration, mm" if res["frame"] == "world" else
                                              "camera frame (x right, y down, z forward), root-relative, mm"),

@@ -45,7 +45,7 @@ def label_samples(checkpoint: str | os.PathLike, data_root: str | os.PathLike, s
     if start < 0 or start >= len(ds):
         raise ValueError(f"{data_root}: no sample {start} (it has {len(ds)})")
     end = len(ds) if limit <= 0 else min(len(ds), start + limit)
-    res = predict_dataset(model, data_root, cfg, dev, start=start, limit=end)
+    res = predict_dataset(model, ds, cfg, dev, start=start, limit=end)
     items = [ds[i] for i in range(start, end)]
     st = lambda k: torch.stack([it[k] for it in items])  # noqa: E731
     refined = fit_poses(res["joints3d"], st("masks"), st("weights"), st("crop_cameras"), st("valid"), cfg,
@@ -141,5 +141,5 @@ def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int
         ft = apply_overrides(ft, list(overrides))
     ft.validate()
     summary = train(ft, resume=resume)
-    summary.update(pseudo=str(pseudo), labelled=labelled)
+    summary.update(pseudo=str(pseudo), labelled=labelled, pseudo_weight=float(ft.loss.pseudo))
     return summary

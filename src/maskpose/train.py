@@ -57,6 +57,7 @@ class MethodConfig:
     arm_matching: bool = False           # per-view L/R matching: the body's by its non-arm joints, then the arms' on their own
     centres: bool = True                 # pelvis / thorax derived as hip / shoulder midpoints
     confidence_weights: bool = False     # weight the DLT by the detector's per-joint confidence
+    flip_test: bool = False              # inference only: average each view with its mirror image (flip_average)
 
 
 @dataclass
@@ -241,10 +242,41 @@ def predict_views(model, batch: dict, cfg: TrainConfig) -> dict:
     B, V = batch["images"].shape[:2]
     x = make_input(cfg.model.input, batch["images"].flatten(0, 1), batch["masks"].flatten(0, 1))
     out = model(x)
+    if cfg.method.flip_test and not model.training:
+        out = flip_average(out, model(x.flip(-1)), get_joint_set(cfg.joint_set))
     res = {k: out[k].reshape(B, V, *out[k].shape[1:]) for k in ("joints2d", "depth", "confidence")}
     g = out["girth"].reshape(B, V)
     valid = batch["valid"].float()
     res["girth"] = (g * valid).sum(1) / valid.sum(1).clamp_min(1)
+    return res
+
+
+@torch.no_grad()
+def flip_average(out: dict, out_mirror: dict, joint_set: JointSet) -> dict:
+    """Test-time flip: average the detector's answer on an image with its answer on the mirror image.
+
+    ``out`` and ``out_mirror`` hold ``joints2d [N, J, 2]`` (x, y in [-1, 1]), ``depth [N, J]``,
+    ``confidence [N, J]``, ``girth [N]`` for the images and their horizontal mirrors. The mirror's x
+    is negated back. A mask-only detector labels left/right arbitrarily, so the mirror's labels are
+    not simply swapped: per image, the legs' and the arms' labels are each swapped or not, whichever
+    lies closer (summed 2D distance) to the unmirrored answer; then the two answers are averaged.
+    No labels are used. Returns a dict of the same shapes (other keys of ``out`` are kept).
+    """
+    from .multiview import arm_permutation
+
+    m2d = out_mirror["joints2d"] * torch.tensor([-1.0, 1.0], dtype=out["joints2d"].dtype, device=out["joints2d"].device)
+    full = joint_set.flip_permutation()
+    arms = arm_permutation(joint_set)
+    legs = [full[arms[j]] for j in range(joint_set.num_joints)]  # full flip with the arms swapped back
+    perms = torch.tensor([list(range(joint_set.num_joints)), full, arms, legs], device=m2d.device)  # [4, J]
+    cand = m2d[:, perms]  # [N, 4, J, 2]
+    cost = (cand - out["joints2d"][:, None]).norm(dim=-1).sum(-1)  # [N, 4]
+    best = perms[cost.argmin(1)]  # [N, J]
+    res = dict(out)
+    res["joints2d"] = 0.5 * (out["joints2d"] + m2d.gather(1, best[..., None].expand(-1, -1, 2)))
+    for k in ("depth", "confidence"):
+        res[k] = 0.5 * (out[k] + out_mirror[k].gather(1, best))
+    res["girth"] = 0.5 * (out["girth"] + out_mirror["girth"])
     return res
 
 
@@ -428,19 +460,21 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
 
 # ====================================================================== evaluation
 @torch.no_grad()
-def predict_dataset(model, dataset_root: str | os.PathLike, cfg: TrainConfig, device: torch.device,
+def predict_dataset(model, dataset, cfg: TrainConfig, device: torch.device,
                     limit: int = 0, batch_size: int = 32, start: int = 0) -> dict:
     """Predict 3D joints for a dataset folder: ``joints3d [N, J, 3]`` (world mm for multi-view;
     camera-frame pseudo-3D of view 0 in single-view mode), plus per-view 2D and the labelling.
 
+    ``dataset``: a folder path (read whole into RAM) or an open ``MaskPoseDataset`` (used as it is, so
+    a caller that needs only a slice can pass one opened with ``preload=False``).
     Samples ``start .. limit - 1`` (``limit = 0``: to the end); ``num`` = their count."""
     from .data.folder import MaskPoseDataset
 
     joint_set = get_joint_set(cfg.joint_set)
-    ds = MaskPoseDataset(dataset_root, with_gt=False, preload=True)
+    ds = dataset if isinstance(dataset, MaskPoseDataset) else MaskPoseDataset(dataset, with_gt=False, preload=True)
     n = len(ds) if limit <= 0 else min(limit, len(ds))
     if not 0 <= start < n:
-        raise ValueError(f"{dataset_root}: no samples from {start} to {n - 1}")
+        raise ValueError(f"{ds.root}: no samples from {start} to {n - 1}")
     was_training = model.training
     model.eval()
     out3d, out2d, raw2d, swaps, flips, arm_flips = [], [], [], [], [], []
