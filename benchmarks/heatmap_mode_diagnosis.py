@@ -11,14 +11,15 @@ import sys, torch, numpy as np
 torch.set_num_threads(1)
 from maskpose.train import load_model, make_input
 from maskpose.data.folder import MaskPoseDataset
+from maskpose.models.detector import cell_centres
 from maskpose.skeleton import get_joint_set
 ck, test = sys.argv[1], sys.argv[2]
 model, cfg, _ = load_model(ck, torch.device("cpu")); model.eval()
 js = get_joint_set(cfg.joint_set); perm = js.flip_permutation()
 ds = MaskPoseDataset(test, with_gt=True, preload=False)
 S = ds.size; s = cfg.model.heatmap_stride; H = S // s
-u = torch.tensor([2 * (s * i + (s - 1) / 2) / (S - 1) - 1 for i in range(H)])
-W = [js.index("LWrist"), js.index("RWrist")]; E = [js.index("LElbow"), js.index("RElbow")]
+u = cell_centres(H, S)
+W = [js.index("LWrist"), js.index("RWrist")]
 errs = {"mean": [], "mode": [], "mode3": []}; peak = []
 with torch.no_grad():
     for b in range(0, len(ds), 25):
@@ -30,7 +31,7 @@ with torch.no_grad():
         N = j2.shape[0]
         flat = hm.flatten(2).argmax(-1); my, mx = flat // H, flat % H
         mode = torch.stack([u[mx], u[my]], -1)
-        # local mean within +-1 cell of the mode
+        # local mean over the 5 x 5 cells around the mode
         loc = []
         for n in range(N):
             row = []
