@@ -285,6 +285,66 @@ def test_pseudo_labels_pull_the_prediction_and_bad_files_are_named(tiny, tmp_pat
         cfg.validate()  # loss.pseudo > 0 without data.pseudo
 
 
+def test_pseudo_share_draws_that_part_of_each_batch_from_the_labelled_samples():
+    """data.pseudo_share: the first round(share * B) indices come from the labelled samples, the rest
+    uniformly from all; share 0 (or no labels) is the plain uniform draw; the draw depends only on the seed."""
+    from maskpose.train import batch_indices
+
+    labelled = torch.tensor([3, 7, 11])
+    gen = torch.Generator()
+    counts = torch.zeros(100)
+    for step in range(500):
+        gen.manual_seed(step)
+        idx = batch_indices(gen, 100, 8, labelled, 0.5)
+        assert idx.shape == (8,) and idx.dtype == torch.long
+        assert set(idx[:4].tolist()) <= {3, 7, 11}
+        counts += torch.bincount(idx, minlength=100)
+    share = float(counts[labelled].sum() / counts.sum())
+    assert 0.5 < share < 0.55, share  # 4 of 8 from the labels + 3 % of the uniform rest
+    gen.manual_seed(1)
+    a = batch_indices(gen, 100, 8)
+    gen.manual_seed(1)
+    assert torch.equal(a, batch_indices(gen, 100, 8, labelled, 0.0))
+    gen.manual_seed(1)
+    assert torch.equal(a, batch_indices(gen, 100, 8, torch.zeros(0, dtype=torch.long), 0.5))
+    gen.manual_seed(1)
+    assert set(batch_indices(gen, 100, 8, labelled, 1.0).tolist()) <= {3, 7, 11}
+    cfg = TrainConfig()
+    with pytest.raises(ValueError, match="pseudo_share"):
+        replace(cfg, data=replace(cfg.data, pseudo="x.npz", pseudo_share=1.5)).validate()
+    with pytest.raises(ValueError, match="data.pseudo_share > 0 needs data.pseudo"):
+        replace(cfg, data=replace(cfg.data, pseudo_share=0.5)).validate()
+
+
+def test_pseudo_no_pull_turns_the_hand_pull_off_only_on_labelled_samples(tiny, tmp_path):
+    """loss.pseudo_no_pull: the extremity term ignores samples with a pseudo-label; with no sample labelled
+    it is the plain term; with every sample labelled it is zero."""
+    cfg = tiny_cfg(tiny, tmp_path / "r", steps=1)
+    cfg = replace(cfg, loss=replace(cfg.loss, pseudo=1.0, extremity=1.0, extremity_decay_start=-1,
+                                    extremity_exclude_body_from=0))
+    model = build_model(cfg)
+    data = TensorBatches(cfg.data.train, cfg.model.input)
+    ids = np.asarray(data.dataset.ids).astype(str)
+    pred = np.zeros((len(data), H36M18.num_joints, 3), dtype=np.float32)
+    idx = torch.arange(8)
+
+    def pull(labelled: list[int], no_pull: bool) -> float:
+        np.savez(tmp_path / "p.npz", pred=pred[labelled], ids=ids[labelled])
+        data.load_pseudo(tmp_path / "p.npz", H36M18.num_joints)
+        c = replace(cfg, loss=replace(cfg.loss, pseudo_no_pull=no_pull))
+        with torch.no_grad():
+            _, t, _ = compute_losses(model, data.batch(idx, torch.device("cpu")), c, H36M18, 10_000)
+        return float(t.get("extremity", torch.zeros(())))
+
+    plain = pull([20], False)
+    assert plain > 0
+    assert pull([20], True) == pytest.approx(plain)  # sample 20 is not in the batch
+    assert pull(list(range(8)), False) == pytest.approx(plain)
+    assert pull(list(range(8)), True) == 0.0
+    part = pull([0, 1, 2, 3], True)
+    assert part != pytest.approx(plain)
+
+
 def test_extremity_weight_fades_to_zero_and_the_default_schedule_ends_without_the_pull():
     """The hand pull is a training signal: the default schedule fades it out so that the loss it ends on is the
     mask + priors alone (whose minimum is near the truth, benchmarks/loss_at_gt.py)."""

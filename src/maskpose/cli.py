@@ -202,21 +202,25 @@ def selftrain(
     search_cycles: int = typer.Option(2, "--search-cycles", min=0, help="(arm search, fit) cycles of the labels."),
     iters: int = typer.Option(100, "--iters", min=0, help="Fit steps per cycle; 0: labels from the arm search alone."),
     resume: bool = typer.Option(False, "--resume", help="Reuse OUT/pseudo.npz and continue OUT/checkpoint.pt."),
+    rounds: int = typer.Option(1, "--rounds", min=1, help="Rounds, each labelled by the previous one's model "
+                                                           "(more than 1: into OUT/round1, OUT/round2, ...)."),
 ) -> None:
-    """One round of label-free self-training: fit + arm search label the training masks, then a fine-tune
-    pulls the network towards those labels. Extra arguments are dotted overrides of the fine-tune's config."""
-    from .selftrain import self_train
+    """Label-free self-training: fit + arm search label the training masks, then a fine-tune pulls the
+    network towards those labels. Extra arguments are dotted overrides of the fine-tune's config."""
+    from .selftrain import self_train_rounds
 
     try:
-        summary = self_train(checkpoint, out, label=label, workers=workers, steps=steps, lr=lr, data=data,
-                             overrides=list(ctx.args), cycles=search_cycles, iters=iters, resume=resume,
-                             progress=typer.echo)
+        summaries = self_train_rounds(checkpoint, out, rounds=rounds, label=label, workers=workers, steps=steps,
+                                      lr=lr, data=data, overrides=list(ctx.args), cycles=search_cycles, iters=iters,
+                                      resume=resume, progress=typer.echo)
     except _user_errors() as e:
         _fail(str(e).strip("'\""))
-    used = (f"on {summary['labelled']} pseudo-labels" if summary["pseudo_weight"] > 0
-            else f"with the pseudo-label pull off (loss.pseudo=0; {summary['labelled']} labels written)")
-    typer.echo(f"self-trained {summary['step']} steps {used} in "
-               f"{summary['minutes']:.1f} min; checkpoint: {summary['checkpoint']}")
+    for summary in summaries:
+        used = (f"on {summary['labelled']} pseudo-labels" if summary["pseudo_weight"] > 0
+                else f"with the pseudo-label pull off (loss.pseudo=0; {summary['labelled']} labels written)")
+        head = f"round {summary['round']}: " if rounds > 1 else ""
+        typer.echo(f"{head}self-trained {summary['step']} steps {used} in "
+                   f"{summary['minutes']:.1f} min; checkpoint: {summary['checkpoint']}")
 
 
 @app.command()

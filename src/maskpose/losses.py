@@ -84,6 +84,8 @@ class LossConfig:
     extremity_decay_steps: int = 2000
     pseudo: float = 0.0                 # self-training: pull of every joint to its pseudo-label (data.pseudo)
     pseudo_sigma_px: float = 4.0        #   Cauchy scale (px) of that pull
+    pseudo_no_pull: bool = False        # self-training: no hand pull (loss.extremity) on samples with a pseudo-label
+                                        #   (with the ground truth as labels the pull cost the wrists 19 mm, session 9)
     search: float = 0.0                 # pull of elbows and wrists to the arms found by a discrete search
                                         #   against the masks (maskpose.armsearch; multi-view only)
     search_from: int = 0                # step from which loss.search acts

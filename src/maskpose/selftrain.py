@@ -143,3 +143,25 @@ def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int
     summary = train(ft, resume=resume)
     summary.update(pseudo=str(pseudo), labelled=labelled, pseudo_weight=float(ft.loss.pseudo))
     return summary
+
+
+def self_train_rounds(checkpoint: str | os.PathLike, out: str | os.PathLike, rounds: int = 1,
+                      progress=print, **kw) -> list[dict]:
+    """``rounds`` rounds of :func:`self_train`, each labelled by the previous round's model.
+
+    ``rounds = 1`` writes into ``out`` itself; more write ``out/round1``, ``out/round2``, … With
+    ``resume=True`` a round whose fine-tune already finished is continued (its labels reused, nothing
+    retrained) and the chain goes on from it. Returns one summary per round (``round`` added)."""
+    if rounds < 1:
+        raise ValueError(f"selftrain: rounds must be >= 1, got {rounds}")
+    summaries = []
+    ckpt = Path(checkpoint)
+    for r in range(1, rounds + 1):
+        dest = Path(out) if rounds == 1 else Path(out) / f"round{r}"
+        if rounds > 1:
+            progress(f"round {r} of {rounds}: labels from {ckpt}")
+        summary = self_train(ckpt, dest, progress=progress, **kw)
+        summary["round"] = r
+        summaries.append(summary)
+        ckpt = Path(summary["checkpoint"])
+    return summaries

@@ -46,6 +46,9 @@ class DataConfig:
     preload: bool = True
     pseudo: str = ""                     # self-training: npz of label-free pseudo-labels (pred [N, J, 3] mm, ids)
                                          #   from benchmarks/pseudo_labels.py; used with loss.pseudo > 0
+    pseudo_share: float = 0.0            # self-training: this fraction of each batch is drawn from the pseudo-labelled
+                                         #   samples, the rest from all (0: uniform over all; with 1000 labels in 12000
+                                         #   samples a uniform batch of 8 holds 0.67 labelled samples on average)
 
 
 @dataclass
@@ -114,6 +117,10 @@ class TrainConfig:
             raise ValueError("optim.batch_size must be >= 1 and optim.steps >= 0")
         if self.loss.pseudo > 0 and not self.data.pseudo:
             raise ValueError("loss.pseudo > 0 needs data.pseudo (an npz of pseudo-labels from benchmarks/pseudo_labels.py)")
+        if not 0.0 <= self.data.pseudo_share <= 1.0:
+            raise ValueError(f"data.pseudo_share must be in [0, 1], got {self.data.pseudo_share}")
+        if self.data.pseudo_share > 0 and not self.data.pseudo:
+            raise ValueError("data.pseudo_share > 0 needs data.pseudo (an npz of pseudo-labels)")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -425,8 +432,11 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
         excl3 = L.extremity_exclusions(X, joint_set, lc.extremity_exclude_ends)
         sided = lc.extremity_side_mm >= 0  # the points' sides are only computed when the gate is on
         by_body = 0 <= lc.extremity_exclude_body_mm and lc.extremity_exclude_body_from <= step
+        pull_views = batch["valid"]
+        if lc.pseudo_no_pull and lc.pseudo > 0 and "pseudo_valid" in batch:
+            pull_views = pull_views & ~batch["pseudo_valid"][:, None]  # the label already places those arms
         ext, assigned = L.extremity_loss_3d(tips3, shoulders, L.arm_reach(X, joint_set, extend),
-                                            batch["points"], batch["points_valid"], excl3, P, batch["valid"],
+                                            batch["points"], batch["points_valid"], excl3, P, pull_views,
                                             S, lc.extremity_sigma_px, 0.0 if by_body else lc.extremity_exclude_mm,
                                             lc.extremity_radius_mm if local else float("inf"), return_assignment=True,
                                             lateral=L.point_sides(batch["points"], X, joint_set) if sided else None,
@@ -436,7 +446,7 @@ def compute_losses(model, batch: dict, cfg: TrainConfig, joint_set: JointSet, st
                                             if by_body else None)
         terms["extremity"] = we * ext
         if lc.rest > 0:
-            terms["rest"] = lc.rest * L.rest_arm_loss(X, joint_set, ~assigned)
+            terms["rest"] = lc.rest * L.rest_arm_loss(X, joint_set, ~assigned & pull_views.any(1)[:, None])
     elif we > 0:
         tips = L.hand_tips(x2d, joint_set, lc.hand_extend)  # [B, V, 2, 2]
         j = joint_set.index
@@ -604,6 +614,20 @@ def lr_at(step: int, cfg: OptimConfig) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def batch_indices(gen: torch.Generator, n: int, batch_size: int, labelled: torch.Tensor | None = None,
+                  share: float = 0.0) -> torch.Tensor:
+    """Sample indices ``[batch_size]`` (long) of one training batch, drawn with ``gen``.
+
+    Uniform over ``0 .. n - 1``; with ``labelled`` (``[M]`` indices of the pseudo-labelled samples, M >= 1)
+    and ``share > 0``, the first ``round(share * batch_size)`` are drawn uniformly from ``labelled`` instead."""
+    k = 0 if labelled is None or len(labelled) == 0 else int(round(share * batch_size))
+    rest = torch.randint(0, n, (batch_size - k,), generator=gen)
+    if k == 0:
+        return rest
+    pick = labelled[torch.randint(0, len(labelled), (k,), generator=gen)]
+    return torch.cat([pick, rest])
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
@@ -691,6 +715,7 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: Tensor
     if evaluate_fn is None and cfg.data.test:
         from .evaluate import evaluate_during_training as evaluate_fn  # noqa: N813
     gen = torch.Generator()
+    labelled = None if data.pseudo_valid is None else torch.nonzero(data.pseudo_valid.cpu()).flatten()
     t0 = time.time()
     bar = None
     if master and cfg.log.progress:
@@ -706,7 +731,7 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: Tensor
             g["lr"] = lr_at(step, cfg.optim)
         # batch indices depend only on (seed, rank, step): a resumed run draws the same batches
         gen.manual_seed(((cfg.seed * 1_000_003 + step) * 1009 + rank) % (2 ** 63))
-        idx = torch.randint(0, len(data), (cfg.optim.batch_size,), generator=gen)
+        idx = batch_indices(gen, len(data), cfg.optim.batch_size, labelled, cfg.data.pseudo_share)
         batch = data.batch(idx, device)
         total, terms, outputs = compute_losses(model, batch, cfg, joint_set, step, shape_prior)
         optimizer.zero_grad(set_to_none=True)
