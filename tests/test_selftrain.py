@@ -79,13 +79,14 @@ def test_self_train_pulls_the_network_to_its_labels_and_resumes(tiny, ckpt, tmp_
 def test_rounds_label_each_round_with_the_previous_model(tiny, ckpt, tmp_path):  # noqa: F811
     """self_train_rounds: round 2's labels start from round 1's network (its ``before`` is round 1's own
     answers), each round has its folder, and a resumed chain retrains nothing."""
-    ov = ["optim.batch_size=4", "optim.warmup=0", "log.ckpt_every=10", "data.pseudo_share=0.5"]
+    ov = ["optim.batch_size=4", "optim.warmup=0", "log.ckpt_every=10"]
     kw = dict(label=8, workers=1, steps=6, lr=2e-3, overrides=ov, **FAST)
     out = tmp_path / "chain"
     sums = self_train_rounds(ckpt, out, rounds=2, progress=lambda m: None, **kw)
     assert [s["round"] for s in sums] == [1, 2] and all(s["step"] == 6 for s in sums)
     assert sums[1]["checkpoint"] == str(out / "round2" / "checkpoint.pt")
     model, cfg, _ = load_model(out / "round1" / "checkpoint.pt")
+    assert cfg.data.pseudo_share == 0.5  # the default share of labelled samples per batch
     own = predict_dataset(model, tiny / "train", cfg, torch.device("cpu"), limit=8)["joints3d"]
     z = np.load(out / "round2" / "pseudo.npz")
     np.testing.assert_allclose(z["before"], own, atol=1e-3)
@@ -96,6 +97,8 @@ def test_rounds_label_each_round_with_the_previous_model(tiny, ckpt, tmp_path): 
     assert sum("reusing 8 pseudo-labels" in m for m in msgs) == 2 and [s["step"] for s in again] == [6, 6]
     with pytest.raises(ValueError, match="rounds"):
         self_train_rounds(ckpt, out, rounds=0, **kw)
+    with pytest.raises(ValueError, match="share"):
+        self_train(ckpt, out, share=1.5, **kw)
 
 
 def test_selftrain_cli_errors(tiny, ckpt, tmp_path):  # noqa: F811

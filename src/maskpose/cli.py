@@ -202,6 +202,8 @@ def selftrain(
     search_cycles: int = typer.Option(2, "--search-cycles", min=0, help="(arm search, fit) cycles of the labels."),
     iters: int = typer.Option(100, "--iters", min=0, help="Fit steps per cycle; 0: labels from the arm search alone."),
     resume: bool = typer.Option(False, "--resume", help="Reuse OUT/pseudo.npz and continue OUT/checkpoint.pt."),
+    share: float = typer.Option(0.5, "--share", min=0.0, max=1.0,
+                                help="Fraction of each fine-tune batch drawn from the labelled samples (0: uniform)."),
     rounds: int = typer.Option(1, "--rounds", min=1, help="Rounds, each labelled by the previous one's model "
                                                            "(more than 1: into OUT/round1, OUT/round2, ...)."),
 ) -> None:
@@ -212,7 +214,7 @@ def selftrain(
     try:
         summaries = self_train_rounds(checkpoint, out, rounds=rounds, label=label, workers=workers, steps=steps,
                                       lr=lr, data=data, overrides=list(ctx.args), cycles=search_cycles, iters=iters,
-                                      resume=resume, progress=typer.echo)
+                                      resume=resume, share=share, progress=typer.echo)
     except _user_errors() as e:
         _fail(str(e).strip("'\""))
     for summary in summaries:

@@ -7,10 +7,13 @@ answers refined against the masks, then a fine-tune that pulls the network towar
    merged and written atomically (``pred [N, J, 3]`` world mm, ``before``, ``ids``): the file
    ``data.pseudo`` of a training config reads.
 3. :func:`self_train` — the fine-tune: ``init`` = the checkpoint, ``data.pseudo`` = that file,
+   ``data.pseudo_share = 0.5`` (half of each batch from the labelled samples: with 1000 labels in 12000
+   samples a uniform batch of 8 held 0.67 of them, so each label was seen about once in 2000 steps),
    ``loss.pseudo = 1`` (every joint pulled to its label in every view, Cauchy in px), the body-capsule
    exclusion of the hand pull from step 0, the given learning rate and steps; everything else is the
    checkpoint's own config (plus dotted overrides). ``resume`` reuses a finished label file and continues
    an interrupted fine-tune from ``OUT/checkpoint.pt``.
+4. :func:`self_train_rounds` — several rounds, each labelled by the previous round's model.
 
 Measured (``docs/results/training-notes.md``, sessions 6–9): one round with labels for 1000 of 12000
 samples took a 13000-step model from 98.3 / 93.9 to 86.4 / 83.1 mm strict MPJPE / P-MPJPE (the same
@@ -101,19 +104,20 @@ def pseudo_label(checkpoint: str | os.PathLike, data_root: str | os.PathLike, ou
 def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int = 1000, workers: int = 2,
                steps: int = 2000, lr: float = 3e-4, data: str | os.PathLike | None = None,
                overrides: list[str] | None = None, cycles: int = 2, iters: int = 100, dirs: int = 64,
-               resume: bool = False,
+               resume: bool = False, share: float = 0.5,
                progress=print) -> dict:
     """One round: pseudo-labels for the first ``label`` training samples, then the fine-tune into ``out``.
 
-    ``data``: the training split (default: the checkpoint's ``data.train``). Returns the training summary
-    with ``pseudo`` (the label file) and ``labelled`` added.
+    ``data``: the training split (default: the checkpoint's ``data.train``). ``share``: the fraction of each
+    fine-tune batch drawn from the labelled samples (``data.pseudo_share``; 0: uniform over all, as before
+    session 11). Returns the training summary with ``pseudo`` (the label file) and ``labelled`` added.
     """
     from .config import apply_overrides
     from .data.folder import load_dataset_meta
     from .train import config_from_checkpoint, load_checkpoint, train
 
-    if steps < 1 or lr <= 0:
-        raise ValueError(f"selftrain: steps must be >= 1 and lr > 0, got {steps}, {lr}")
+    if steps < 1 or lr <= 0 or not 0.0 <= share <= 1.0:
+        raise ValueError(f"selftrain: steps must be >= 1, lr > 0 and share in [0, 1], got {steps}, {lr}, {share}")
     cfg = config_from_checkpoint(load_checkpoint(checkpoint))
     train_root = Path(data) if data else Path(cfg.data.train)
     meta = load_dataset_meta(train_root)
@@ -133,7 +137,7 @@ def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int
         labelled = pseudo_label(checkpoint, train_root, pseudo, num=label, workers=workers, cycles=cycles,
                                 iters=iters, dirs=dirs)
     ft = replace(cfg, init=str(checkpoint),
-                 data=replace(cfg.data, train=str(train_root), pseudo=str(pseudo)),
+                 data=replace(cfg.data, train=str(train_root), pseudo=str(pseudo), pseudo_share=share),
                  loss=replace(cfg.loss, pseudo=cfg.loss.pseudo or 1.0, extremity_exclude_body_from=0),
                  optim=replace(cfg.optim, lr=lr, steps=steps, max_minutes=0, warmup=min(cfg.optim.warmup, steps // 10)),
                  log=replace(cfg.log, out=str(out)))
