@@ -11,7 +11,7 @@
    search of the previous model and fine-tunes ``--steps`` steps with ``--share`` of each batch from the
    labelled samples;
 3. ``maskpose eval`` of every round's checkpoint on ``DIR/test`` (strict / flip-aware metrics, per joint,
-   per activity, beside the label-using baselines).
+   per activity, beside the label-using baselines), and of the last one with ``--no-selection``.
 
 Prints and writes (``--json``) each stage's wall-clock and the cumulative minutes from the start, so the
 result can be read against a budget (issue 8: 60 minutes on the 2-core machine). Labels are read only to
@@ -88,6 +88,11 @@ def main(argv=None) -> int:
         m = json.loads(ej.read_text())
         m["ready_minutes"] = (ck.stat().st_mtime - t0) / 60
         result["models"][name] = m
+    name, ck = ckpts[-1]
+    ej = args.out / f"eval_{name}_selection_off.json"
+    stage([*mp, "eval", str(ck), str(args.data / "test"), "--no-selection", "--json", str(ej)],
+          args.out / f"eval_{name}_selection_off.log")
+    result["selection_off"] = json.loads(ej.read_text())["model"]
     base_json = json.loads((args.out / "base.json").read_text())
     result["machine"] = base_json.get("machine")
     result["oracle_yaw_mean_pose"] = base_json.get("oracle_yaw_mean_pose")

@@ -462,9 +462,13 @@ def test_flip_test_in_predict_and_eval(data, tmp_path):
     assert flipped.meta["flip_test"] and not plain.meta["flip_test"]
     assert np.isfinite(flipped.joints3d).all() and np.abs(flipped.joints3d - plain.joints3d).max() > 0.1
     outs = []
-    for extra in ([], ["--flip-test"]):
-        out = tmp_path / f"e{len(extra)}.json"
+    for extra in ([], ["--flip-test"], ["--no-selection"]):
+        out = tmp_path / f"e{len(outs)}.json"
         r = CliRunner().invoke(app, ["eval", str(data["ckpt"]), str(data["mv"]), "--json", str(out), "--device", "cpu", *extra])
         assert r.exit_code == 0, r.output
-        outs.append(json.loads(out.read_text())["model"]["mpjpe"])
-    assert outs[0] != outs[1]
+        outs.append(json.loads(out.read_text())["model"])
+    assert outs[0]["mpjpe"] != outs[1]["mpjpe"]
+    # --no-selection reaches the lifting (other 3D answers); the per-view raw labels are the same
+    assert np.abs(np.asarray(outs[2]["per_joint_mpjpe"]["LKnee"]) - outs[0]["per_joint_mpjpe"]["LKnee"]) > 1e-3 \
+        or outs[2]["flip_share"] != outs[0]["flip_share"]
+    assert outs[0]["ambiguity_ratio_raw"] == pytest.approx(outs[2]["ambiguity_ratio_raw"])

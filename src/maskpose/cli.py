@@ -109,6 +109,8 @@ def eval_cmd(
     limit: int = typer.Option(0, "--limit", min=0, help="Evaluate the first N samples only (0: all)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     flip_test: bool = typer.Option(False, "--flip-test", help="Average each view with its mirror image (2x the network passes)."),
+    no_selection: bool = typer.Option(False, "--no-selection", help="Ablation: turn the anatomical global choice of the "
+                                                                    "left/right labelling off (method.selection=false)."),
 ) -> None:
     """Metrics (strict and flip-aware) beside the mean-pose and oracle-yaw mean-pose baselines."""
     from .data.folder import load_dataset_meta
@@ -121,6 +123,8 @@ def eval_cmd(
         model, cfg, _ = load_model(checkpoint, dev, joint_set=meta["joint_set"])
         if flip_test:
             cfg = replace(cfg, method=replace(cfg.method, flip_test=True))
+        if no_selection:
+            cfg = replace(cfg, method=replace(cfg.method, selection=False))
         table = evaluate_model(model, cfg, data, dev, limit=limit, train_root=str(train_data) if train_data else None)
         write_outputs(table, str(json_out) if json_out else None, str(predictions) if predictions else None)
     except _user_errors() as e:
