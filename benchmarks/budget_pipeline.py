@@ -1,15 +1,17 @@
 """The label-free recipe inside a wall-clock budget, end to end and timed: train, then self-train in rounds.
 
     python benchmarks/budget_pipeline.py --data DIR --out RUN [--train-samples 12000] [--base-steps 6000]
-        [--rounds 3] [--label 1000] [--steps 2000] [--share 0.5] [--seed 0] [--json FILE] [base overrides...]
+        [--rounds 3] [--label 1000] [--iters 100] [--steps 2000] [--share 0.5] [--no-pull-on-labelled]
+        [--base-eval-every 1000] [--ft-eval-every 1000] [--seed 0] [--json FILE] [base overrides...]
 
 1. ``benchmarks/train_synthetic.py`` trains the detector label-free for ``--base-steps`` steps with the recipe
    of session 11: 32 x 32 heatmaps (``model.heatmap_stride=2``), no fade of the hand pull
    (``loss.extremity_decay_start=-1``), the body-capsule exclusion of the pull from half-way
    (``loss.extremity_exclude_body_from``), plus any overrides given;
 2. ``maskpose selftrain --rounds N``: each round labels the first ``--label`` training masks with ``fit`` + arm
-   search of the previous model and fine-tunes ``--steps`` steps with ``--share`` of each batch from the
-   labelled samples;
+   search of the previous model (``--iters`` fit steps per cycle) and fine-tunes ``--steps`` steps with
+   ``--share`` of each batch from the labelled samples (``--no-pull-on-labelled``: ``loss.pseudo_no_pull``;
+   ``--ft-eval-every``: the fine-tunes' evaluation interval, which costs wall-clock inside the budget);
 3. ``maskpose eval`` of every round's checkpoint on ``DIR/test`` (strict / flip-aware metrics, per joint,
    per activity, beside the label-using baselines), and of the last one with ``--no-selection``.
 
@@ -47,9 +49,13 @@ def main(argv=None) -> int:
     ap.add_argument("--base-steps", type=int, default=6000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--label", type=int, default=1000)
+    ap.add_argument("--iters", type=int, default=100, help="fit steps per cycle of the labels")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--steps", type=int, default=2000, help="fine-tune steps per round")
     ap.add_argument("--share", type=float, default=0.5)
+    ap.add_argument("--no-pull-on-labelled", action="store_true", help="loss.pseudo_no_pull=true in the fine-tunes")
+    ap.add_argument("--base-eval-every", type=int, default=1000, help="evaluation interval of the base training")
+    ap.add_argument("--ft-eval-every", type=int, default=1000, help="evaluation interval of the fine-tunes")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("overrides", nargs="*", help="dotted overrides of the base training")
@@ -63,7 +69,7 @@ def main(argv=None) -> int:
     base = args.out / "base"
     times["base"] = stage([py, str(HERE / "train_synthetic.py"), "--minutes", "0", "--train-samples",
                            str(args.train_samples), "--data", str(args.data), "--out", str(base),
-                           "--eval-every", "1000", "--json", str(args.out / "base.json"),
+                           "--eval-every", str(args.base_eval_every), "--json", str(args.out / "base.json"),
                            f"seed={args.seed}", f"optim.steps={args.base_steps}", "model.heatmap_stride=2",
                            "loss.extremity_decay_start=-1",
                            f"loss.extremity_exclude_body_from={args.base_steps // 2}", "log.progress=false",
@@ -72,9 +78,11 @@ def main(argv=None) -> int:
     ckpts = [("base", base / "checkpoint.pt")]
     if args.rounds:
         times["selftrain"] = stage([*mp, "selftrain", str(base / "checkpoint.pt"), "--out", str(args.out / "st"),
-                                    "--rounds", str(args.rounds), "--label", str(args.label), "--workers",
-                                    str(args.workers), "--steps", str(args.steps), "--share", str(args.share),
-                                    "log.progress=false", f"data.test={args.data / 'test'}", "log.eval_every=1000"],
+                                    "--rounds", str(args.rounds), "--label", str(args.label), "--iters",
+                                    str(args.iters), "--workers", str(args.workers), "--steps", str(args.steps),
+                                    "--share", str(args.share), "log.progress=false",
+                                    f"data.test={args.data / 'test'}", f"log.eval_every={args.ft_eval_every}",
+                                    *(["loss.pseudo_no_pull=true"] if args.no_pull_on_labelled else [])],
                                    args.out / "selftrain.log")
         print(f"{args.rounds} self-training round(s): {times['selftrain']:.1f} min", flush=True)
         st = args.out / "st"

@@ -195,7 +195,7 @@ def search_arms(joints3d: torch.Tensor, masks: torch.Tensor, projections: torch.
                 joint_set: JointSet, cfg: L.LossConfig, girth: torch.Tensor | None = None,
                 weights: torch.Tensor | None = None, num_dirs: int = 64, margin_px: float = 4.0,
                 rounds: int = 2, top_k: int = 16, max_flexion_deg: float = 160.0,
-                batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+                batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace each arm by the best-scoring configuration of :func:`arm_hypotheses`.
 
     The arms are searched one at a time with the other as it is (``rounds`` passes over L, R). All
@@ -208,6 +208,9 @@ def search_arms(joints3d: torch.Tensor, masks: torch.Tensor, projections: torch.
     Args:
         joints3d: ``[N, J, 3]`` mm (world); masks ``[N, V, 1, S, S]``; projections ``[N, V, 3, 4]``;
             valid ``[N, V]`` bool; girth ``[N]`` or None; weights as :func:`arm_scores`.
+        batch_size: samples scored per pass (the answer does not depend on it). None: 4 on the CPU,
+            where the pre-selection's ``[n, V, ~D^2, 2, 6, 3, 2]`` sample grid of 16 samples (~150 MB)
+            runs ~1.8x slower than of 4 (``benchmarks/label_speed.py``), 16 elsewhere.
     Returns:
         ``(joints [N, J, 3], gain [N, 2])``: the poses with the arms replaced (only elbows and wrists
         change) and each arm's loss decrease (0 where it was kept).
@@ -219,6 +222,10 @@ def search_arms(joints3d: torch.Tensor, masks: torch.Tensor, projections: torch.
                          f"{tuple(masks.shape)}, {tuple(projections.shape)}, {tuple(valid.shape)}")
     if not torch.isfinite(joints3d).all():
         raise ValueError("search_arms: joints3d has NaN/inf values")
+    if batch_size is None:
+        batch_size = 4 if joints3d.device.type == "cpu" else 16
+    if batch_size < 1:
+        raise ValueError(f"search_arms: batch_size must be >= 1, got {batch_size}")
     out = joints3d.clone()
     gains = torch.zeros(out.shape[0], 2, dtype=out.dtype, device=out.device)
     dirs = sphere_directions(num_dirs, out.dtype, out.device)

@@ -31,7 +31,7 @@ import torch
 
 
 def label_samples(checkpoint: str | os.PathLike, data_root: str | os.PathLike, start: int = 0, limit: int = 0,
-                  cycles: int = 2, iters: int = 100, dirs: int = 64, batch_size: int = 64,
+                  cycles: int = 2, iters: int = 100, dirs: int = 64, batch_size: int | None = None,
                   device: str = "auto") -> dict[str, np.ndarray]:
     """Pseudo-labels for samples ``start .. start + limit - 1`` (``limit = 0``: to the end).
 
