@@ -181,6 +181,33 @@ def test_fit_with_search_beats_fit_alone_on_folded_arms(scene):
         fit_poses(folded, m, w, P, v, cfg, iters=0, search_cycles=0)
 
 
+def test_batch_size_changes_the_speed_not_the_answer(scene):
+    """The search and the fit are per-sample: any batch size (the search takes 4 per pass on the CPU, for
+    speed, benchmarks/label_speed.py) gives the same poses; a batch size below 1 is refused."""
+    from maskpose.config import from_dict
+    from maskpose.infer import fit_poses
+    from maskpose.train import TrainConfig
+
+    gt, m, P, v, w = scene["gt"], scene["masks"], scene["P"], scene["valid"], scene["weights"]
+    folded = _fold(gt)
+    ref, gref = search_arms(folded, m, P, v, js, _cfg(), num_dirs=24, rounds=1, batch_size=8)
+    for bs in (None, 1, 3):
+        out, gain = search_arms(folded, m, P, v, js, _cfg(), num_dirs=24, rounds=1, batch_size=bs)
+        assert torch.allclose(out, ref, atol=1e-4) and torch.allclose(gain, gref, atol=1e-3), bs
+    assert (ref - folded).abs().max() > 10  # the arms did move: the comparison is not of untouched poses
+    cfg = from_dict(TrainConfig, {})
+    start = folded.double().numpy()
+    fits = [fit_poses(start, m, w, P, v, cfg, iters=5, search_cycles=1, search_dirs=16, batch_size=bs)
+            for bs in (8, 64, 3)]
+    assert np.abs(fits[0] - start).max() > 1.0
+    for f in fits[1:]:
+        assert np.allclose(f, fits[0], atol=1e-3)
+    with pytest.raises(ValueError, match="batch_size"):
+        search_arms(folded, m, P, v, js, _cfg(), num_dirs=8, batch_size=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        fit_poses(start, m, w, P, v, cfg, iters=1, batch_size=0)
+
+
 def test_search_rejects_bad_input(scene):
     gt, m, P, v = scene["gt"], scene["masks"], scene["P"], scene["valid"]
     with pytest.raises(ValueError, match="search_arms"):

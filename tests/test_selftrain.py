@@ -114,3 +114,57 @@ def test_selftrain_cli_errors(tiny, ckpt, tmp_path):  # noqa: F811
     r = CliRunner().invoke(app, ["selftrain", str(ckpt), "--out", str(tmp_path / "o"), "--label", "2", "--workers", "1",
                                  "--iters", "2", "--search-cycles", "1", "--steps", "2", "optim.lrr=1"])
     assert r.exit_code == 1 and "optim.lrr" in r.output
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_label_workers_end_when_their_parent_is_killed(tmp_path):
+    """A killed ``selftrain`` (kill -9, a scheduler's limit) must not leave its label workers running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing as mp, os, sys, time\n"
+        "from maskpose.selftrain import _die_with_parent\n"
+        "def who(_):\n"
+        "    time.sleep(0.2)\n"
+        "    return os.getpid()\n"
+        "if __name__ == '__main__':\n"
+        "    pool = mp.get_context('spawn').Pool(2, initializer=_die_with_parent)\n"
+        "    seen = set()\n"
+        "    while len(seen) < 2:\n"  # both workers are up: their initializer has run
+        "        seen |= set(pool.map(who, range(2), chunksize=1))\n"
+        "    rs = [pool.apply_async(time.sleep, (120,)) for _ in range(2)]\n"
+        "    print(' '.join(str(p.pid) for p in pool._pool), flush=True)\n"
+        "    time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2
+
+        def alive(pid):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            except FileNotFoundError:
+                return False
+
+        assert all(alive(p) for p in pids)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.time() + 20
+        while time.time() < deadline and any(alive(p) for p in pids):
+            time.sleep(0.1)
+        assert not any(alive(p) for p in pids), ("label workers outlived their killed parent",
+                                                 [open(f"/proc/{p}/stat").read() for p in pids if alive(p)])
+    finally:
+        parent.kill()
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass

@@ -210,7 +210,7 @@ def search_arms(joints3d: torch.Tensor, masks: torch.Tensor, projections: torch.
             valid ``[N, V]`` bool; girth ``[N]`` or None; weights as :func:`arm_scores`.
         batch_size: samples scored per pass (the answer does not depend on it). None: 4 on the CPU,
             where the pre-selection's ``[n, V, ~D^2, 2, 6, 3, 2]`` sample grid of 16 samples (~150 MB)
-            runs ~1.8x slower than of 4 (``benchmarks/label_speed.py``), 16 elsewhere.
+            runs 1.1-1.3x slower than of 4 on one thread (``benchmarks/label_speed.py``), 16 elsewhere.
     Returns:
         ``(joints [N, J, 3], gain [N, 2])``: the poses with the arms replaced (only elbows and wrists
         change) and each arm's loss decrease (0 where it was kept).

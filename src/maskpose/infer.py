@@ -21,7 +21,7 @@ from .skeleton import get_joint_set
 
 
 def fit_poses(joints3d: np.ndarray, masks: torch.Tensor, weights: torch.Tensor | None, cameras: torch.Tensor,
-              valid: torch.Tensor, cfg, iters: int = 100, lr_mm: float = 5.0, batch_size: int | None = None,
+              valid: torch.Tensor, cfg, iters: int = 100, lr_mm: float = 5.0, batch_size: int = 64,
               device: torch.device | str = "cpu", progress: bool = False, search_cycles: int = 0,
               search_dirs: int = 64) -> np.ndarray:
     """Refine ``joints3d [N, J, 3]`` (world mm) against ``masks [N, V, 1, S, S]`` seen by ``cameras
@@ -32,15 +32,12 @@ def fit_poses(joints3d: np.ndarray, masks: torch.Tensor, weights: torch.Tensor |
     ``iters`` Adam steps from a fresh optimiser); 0: the Adam steps alone. ``iters = 0`` (only with
     ``search_cycles > 0``) is the search alone: only elbows and wrists move, ~13x cheaper than the
     default fit (docs/results/training-notes.md, session 8). ``batch_size``: samples fitted together (the
-    answer does not depend on it: each sample's step is its own); None: 16 on the CPU, where the
-    renderer's per-pixel temporaries of 64 samples x V views fall out of the cache (~1.25x slower,
-    ``benchmarks/label_speed.py``), 64 on a GPU.
+    answer does not depend on it: each sample's step is its own; on one CPU thread 64 is 15-20 % faster
+    than 16, ``benchmarks/label_speed.py``).
     """
     if search_cycles < 0 or iters < 0 or (iters == 0 and search_cycles == 0):
         raise ValueError(f"fit: search_cycles must be >= 0 and iters >= 1 (or iters = 0 with search_cycles > 0), "
                          f"got search_cycles={search_cycles}, iters={iters}")
-    if batch_size is None:
-        batch_size = 16 if torch.device(device).type == "cpu" else 64
     if batch_size < 1:
         raise ValueError(f"fit: batch_size must be >= 1, got {batch_size}")
     joint_set = get_joint_set(cfg.joint_set)
