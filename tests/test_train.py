@@ -93,6 +93,34 @@ def test_ground_truth_never_reaches_training(tiny, tmp_path):
         assert torch.equal(outs[0][k], outs[1][k]), k
 
 
+def test_mask_only_training_never_reads_the_frames(tiny, tmp_path):
+    """Input "mask": the frames are not read (a dataset without them trains the same); other inputs need them."""
+    from maskpose.data.folder import DatasetError
+
+    bare = tmp_path / "no_frames"
+    shutil.copytree(tiny / "train", bare)
+    shutil.rmtree(bare / "frames")
+    full, nof = TensorBatches(tiny / "train", "mask"), TensorBatches(bare, "mask")
+    assert full.images is None and nof.images is None
+    idx = torch.arange(len(full))
+    a, b = full.batch(idx, torch.device("cpu")), nof.batch(idx, torch.device("cpu"))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert torch.equal(a["images"], a["masks"].expand(-1, -1, 3, -1, -1))
+    rgb = TensorBatches(tiny / "train", "rgb_mask")
+    assert rgb.images is not None and rgb.images.float().std() > 0
+    with pytest.raises(DatasetError, match="frame file"):
+        TensorBatches(bare, "rgb_mask")
+    outs = []
+    for root in (tiny / "train", bare):
+        cfg = tiny_cfg(tiny, tmp_path / f"run_{root.name}", steps=2)
+        cfg = replace(cfg, data=replace(cfg.data, train=str(root)))
+        torch.manual_seed(0)
+        outs.append(load_checkpoint(train(cfg)["checkpoint"])["model"])
+    for k in outs[0]:
+        assert torch.equal(outs[0][k], outs[1][k]), k
+
+
 def test_resume_equals_uninterrupted(tiny, tmp_path):
     full = tiny_cfg(tiny, tmp_path / "full", steps=8)
     torch.manual_seed(0)

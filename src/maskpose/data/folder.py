@@ -505,6 +505,8 @@ class MaskPoseDataset(Dataset):
         preload: read every frame, mask and weight map into RAM once (uint8 / float16), so that
             training at small crop sizes is not I/O bound. ``False`` reads files per item.
         compute_missing_weights: compute (and try to cache) weight maps that are missing.
+        read_frames: ``False`` leaves the frame files unread (``images`` all zero): for a mask-only
+            detector, whose training never looks at them.
 
     Also exposed: ``ids``, ``K``, ``R``, ``t``, ``dist``, ``A``, ``valid`` (numpy, ``[N, V, ...]``),
     ``crop_cameras`` (float64 ``[N,V,3,4]``), ``fields`` (optional per-sample arrays, e.g.
@@ -514,8 +516,9 @@ class MaskPoseDataset(Dataset):
     """
 
     def __init__(self, root: str | os.PathLike, with_gt: bool = False, preload: bool = True,
-                 compute_missing_weights: bool = True) -> None:
+                 compute_missing_weights: bool = True, read_frames: bool = True) -> None:
         self.root = Path(root)
+        self.read_frames = bool(read_frames)
         self.meta = load_dataset_meta(self.root)
         arrays = load_samples(self.root, self.meta)
         self.size: int = self.meta["size"]
@@ -571,9 +574,9 @@ class MaskPoseDataset(Dataset):
         S = self.size
         files = self.view_files(i, v)
         valid = bool(self.valid[i, v])
-        have_frame = files["frame"].name in self._frame_files or files["frame"].is_file()
+        have_frame = self.read_frames and (files["frame"].name in self._frame_files or files["frame"].is_file())
         have_mask = files["mask"].name in self._mask_files or files["mask"].is_file()
-        if valid and not have_frame:
+        if valid and self.read_frames and not have_frame:
             raise DatasetError(f"frame file {files['frame']} is missing (sample {self.ids[i]!r}, view {v}; "
                                f"looked for {', '.join(FRAME_EXTS)})")
         if valid and not have_mask:
