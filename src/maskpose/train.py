@@ -144,7 +144,7 @@ class TensorBatches:
         from .data.folder import MaskPoseDataset
 
         # copied into tensors below: read once. A mask-only detector never sees the frames: they are
-        # neither read nor held (12000 samples x 4 views at 64 px: 590 MB and ~15 s of decoding saved)
+        # neither read nor held (12000 samples x 4 views at 64 px: 590 MB and ~10 s of loading saved)
         ds = MaskPoseDataset(root, with_gt=False, preload=False, read_frames=input_mode != "mask")
         self.root = Path(root)
         self.dataset = ds
