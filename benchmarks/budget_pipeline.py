@@ -1,7 +1,7 @@
 """The label-free recipe inside a wall-clock budget, end to end and timed: train, then self-train in rounds.
 
     python benchmarks/budget_pipeline.py --data DIR --out RUN [--train-samples 12000] [--base-steps 6000]
-        [--rounds 4] [--label 1000] [--iters 50] [--steps 2000] [--share 0.5] [--no-pull-on-labelled]
+        [--rounds 4] [--label 1000] [--window 1] [--iters 50] [--steps 2000] [--share 0.5] [--no-pull-on-labelled]
         [--base-eval-every 3000] [--ft-eval-every 2000] [--seed 0] [--json FILE] [base overrides...]
 
 Measured (session 12, one 2-core VM, nothing else running; ``docs/results/session12/pipeline_run1/``): the
@@ -53,8 +53,10 @@ def main(argv=None) -> int:
     ap.add_argument("--train-samples", type=int, default=12000)
     ap.add_argument("--base-steps", type=int, default=6000)
     ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--label", type=int, default=1000)
+    ap.add_argument("--label", default="1000", help="samples labelled per round, or one count per round: 1000,1000,1500,1500")
     ap.add_argument("--iters", type=int, default=50, help="fit steps per cycle of the labels")
+    ap.add_argument("--window", type=int, default=1,
+                    help="K: each round labels a new slice and trains on the labels of the last K rounds")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--steps", type=int, default=2000, help="fine-tune steps per round")
     ap.add_argument("--share", type=float, default=0.5)
@@ -83,7 +85,8 @@ def main(argv=None) -> int:
     ckpts = [("base", base / "checkpoint.pt")]
     if args.rounds:
         times["selftrain"] = stage([*mp, "selftrain", str(base / "checkpoint.pt"), "--out", str(args.out / "st"),
-                                    "--rounds", str(args.rounds), "--label", str(args.label), "--iters",
+                                    "--rounds", str(args.rounds), "--label", str(args.label), "--window",
+                                    str(args.window), "--iters",
                                     str(args.iters), "--workers", str(args.workers), "--steps", str(args.steps),
                                     "--share", str(args.share), "log.progress=false",
                                     f"data.test={args.data / 'test'}", f"log.eval_every={args.ft_eval_every}",

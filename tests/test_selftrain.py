@@ -5,7 +5,7 @@ import torch
 
 from maskpose.data.folder import MaskPoseDataset
 from maskpose.data.synthetic import generate_dataset
-from maskpose.selftrain import label_samples, pseudo_label, self_train, self_train_rounds
+from maskpose.selftrain import label_samples, merge_pseudo, pseudo_label, self_train, self_train_rounds
 from maskpose.train import build_model, load_model, predict_dataset, save_checkpoint
 
 from test_train import tiny, tiny_cfg  # noqa: F401  (fixture)
@@ -99,6 +99,63 @@ def test_rounds_label_each_round_with_the_previous_model(tiny, ckpt, tmp_path): 
         self_train_rounds(ckpt, out, rounds=0, **kw)
     with pytest.raises(ValueError, match="share"):
         self_train(ckpt, out, share=1.5, **kw)
+
+
+def test_window_labels_a_new_slice_each_round_and_trains_on_the_last_k(tiny, ckpt, tmp_path):  # noqa: F811
+    """``window=2``: round 1 labels samples 0-3, round 2 samples 4-7 and trains on both slices, round 3
+    relabels 0-3 with round 2's model and trains on those plus round 2's 4-7; the split is loaded once and
+    each round's fine-tune sees its own label file (not the previous round's, still attached to it)."""
+    import maskpose.train as mt
+
+    loads = []
+
+    class Counting(mt.TensorBatches):
+        def __init__(self, *a, **k):
+            loads.append(a[0])
+            super().__init__(*a, **k)
+
+    ov = ["optim.batch_size=4", "optim.warmup=0", "log.ckpt_every=10"]
+    kw = dict(label=4, workers=1, steps=4, lr=2e-3, overrides=ov, **FAST)
+    out = tmp_path / "win"
+    orig = mt.TensorBatches
+    mt.TensorBatches = Counting
+    seen = []
+    real_train = mt.train
+
+    def spy(cfg, resume=False, evaluate_fn=None, data=None):
+        summary = real_train(cfg, resume=resume, evaluate_fn=evaluate_fn, data=data)
+        seen.append((cfg.data.pseudo, None if data is None else data.pseudo_valid.nonzero().flatten().tolist()))
+        return summary
+
+    mt.train = spy
+    try:
+        sums = self_train_rounds(ckpt, out, rounds=3, window=2, progress=lambda m: None, **kw)
+    finally:
+        mt.TensorBatches, mt.train = orig, real_train
+    assert len(loads) == 1  # one load of the split for the three rounds
+    ids = lambda f: sorted(np.load(f)["ids"].tolist())  # noqa: E731
+    train_ids = MaskPoseDataset(tiny / "train", preload=False).ids
+    assert ids(out / "round1" / "pseudo.npz") == sorted(train_ids[0:4])
+    assert ids(out / "round2" / "pseudo.npz") == sorted(train_ids[4:8])
+    assert ids(out / "round3" / "pseudo.npz") == sorted(train_ids[0:4])
+    assert not (out / "round1" / "pseudo_train.npz").exists()
+    assert ids(out / "round2" / "pseudo_train.npz") == sorted(train_ids[0:8])
+    assert ids(out / "round3" / "pseudo_train.npz") == sorted(train_ids[0:8])
+    assert [s["labelled"] for s in sums] == [4, 8, 8]
+    assert [p for p, _ in seen] == [str(out / "round1" / "pseudo.npz"), str(out / "round2" / "pseudo_train.npz"),
+                                    str(out / "round3" / "pseudo_train.npz")]
+    assert [v for _, v in seen] == [list(range(4)), list(range(8)), list(range(8))]
+    # round 3's labels of 0-3 are its own (newest wins), those of 4-7 round 2's
+    z3, m3, z2 = (np.load(out / f) for f in ("round3/pseudo.npz", "round3/pseudo_train.npz", "round2/pseudo.npz"))
+    by = {i: k for k, i in enumerate(m3["ids"])}
+    np.testing.assert_array_equal(m3["pred"][[by[i] for i in z3["ids"]]], z3["pred"])
+    np.testing.assert_array_equal(m3["pred"][[by[i] for i in z2["ids"]]], z2["pred"])
+    with pytest.raises(ValueError, match="cannot read pseudo-labels from .*nope.npz"):
+        merge_pseudo(tmp_path / "m.npz", out / "round3" / "pseudo.npz", [tmp_path / "nope.npz"])
+    with pytest.raises(ValueError, match="window"):
+        self_train_rounds(ckpt, out, rounds=2, window=0, **kw)
+    with pytest.raises(ValueError, match="cannot label from sample 100"):
+        self_train(ckpt, tmp_path / "far", start=100, **kw)
 
 
 def test_selftrain_cli_errors(tiny, ckpt, tmp_path):  # noqa: F811

@@ -199,7 +199,15 @@ def selftrain(
     checkpoint: Path = typer.Argument(..., help="checkpoint.pt of a multi-view model (maskpose train)."),
     out: Path = typer.Option(..., "--out", help="Output folder: pseudo.npz and the fine-tune's checkpoint.pt."),
     data: Optional[Path] = typer.Option(None, "--data", help="Training split (default: the checkpoint's data.train)."),
-    label: int = typer.Option(1000, "--label", min=0, help="Pseudo-label the first N training samples (0: all)."),
+    label: str = typer.Option("1000", "--label", help="Pseudo-label N training samples per round (0: all), or one "
+                                                       "count per round, comma-separated (e.g. 1000,1000,1500,1500)."),
+    label_start: int = typer.Option(0, "--label-start", min=0, help="The first sample labelled."),
+    window: int = typer.Option(1, "--window", min=1,
+                               help="K: each round labels the next slice of --label samples (cycling over K slices) "
+                                    "and trains on the labels of the last K rounds (1: every round relabels one slice)."),
+    keep_labels: list[Path] = typer.Option([], "--keep-labels",
+                                           help="Earlier pseudo.npz files (newest first) standing in for the rounds "
+                                                "before the first one of the window."),
     workers: int = typer.Option(2, "--workers", min=1, help="One-thread labelling processes."),
     steps: int = typer.Option(2000, "--steps", min=1, help="Fine-tune steps."),
     lr: float = typer.Option(3e-4, "--lr", help="Fine-tune learning rate."),
@@ -216,9 +224,14 @@ def selftrain(
     from .selftrain import self_train_rounds
 
     try:
-        summaries = self_train_rounds(checkpoint, out, rounds=rounds, label=label, workers=workers, steps=steps,
+        counts = [int(n) for n in label.split(",")]
+    except ValueError:
+        _fail(f"--label: expected a count or comma-separated counts, got {label!r}")
+    try:
+        summaries = self_train_rounds(checkpoint, out, rounds=rounds, label=counts if len(counts) > 1 else counts[0], workers=workers, steps=steps,
                                       lr=lr, data=data, overrides=list(ctx.args), cycles=search_cycles, iters=iters,
-                                      resume=resume, share=share, progress=typer.echo)
+                                      resume=resume, share=share, window=window, start=label_start,
+                                      keep=list(keep_labels), progress=typer.echo)
     except _user_errors() as e:
         _fail(str(e).strip("'\""))
     for summary in summaries:

@@ -96,18 +96,20 @@ def write_pseudo(path: str | os.PathLike, parts: list[dict[str, np.ndarray]]) ->
 
 def pseudo_label(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out: str | os.PathLike,
                  num: int = 1000, workers: int = 2, cycles: int = 2, iters: int = 100, dirs: int = 64,
-                 device: str = "auto") -> int:
-    """Label the first ``num`` samples of ``data_root`` (0: all) with ``workers`` one-thread processes
-    (1: in this process) and write ``out``; returns the number labelled."""
+                 device: str = "auto", start: int = 0) -> int:
+    """Label ``num`` samples of ``data_root`` from sample ``start`` on (``num = 0``: to the end) with
+    ``workers`` one-thread processes (1: in this process) and write ``out``; returns the number labelled."""
     from .data.folder import load_dataset_meta
 
     total = int(load_dataset_meta(data_root)["num_samples"])
-    num = total if num <= 0 else min(num, total)
+    if not 0 <= start < total:
+        raise ValueError(f"selftrain: {data_root} has {total} samples; cannot label from sample {start}")
+    end = total if num <= 0 else min(start + num, total)
     if workers < 1:
         raise ValueError(f"selftrain: workers must be >= 1, got {workers}")
-    chunk = -(-num // workers)
-    jobs = [dict(checkpoint=str(checkpoint), data_root=str(data_root), start=s, limit=min(chunk, num - s),
-                 cycles=cycles, iters=iters, dirs=dirs, device=device) for s in range(0, num, chunk)]
+    chunk = -(-(end - start) // workers)
+    jobs = [dict(checkpoint=str(checkpoint), data_root=str(data_root), start=s, limit=min(chunk, end - s),
+                 cycles=cycles, iters=iters, dirs=dirs, device=device) for s in range(start, end, chunk)]
     if len(jobs) == 1:
         parts = [label_samples(**jobs[0])]
     else:
@@ -118,16 +120,37 @@ def pseudo_label(checkpoint: str | os.PathLike, data_root: str | os.PathLike, ou
     return write_pseudo(out, parts)
 
 
+def merge_pseudo(path: str | os.PathLike, newest: str | os.PathLike, older: list[str | os.PathLike]) -> int:
+    """Write ``path``: the labels of ``newest`` plus those of ``older`` files (newest first) for samples
+    ``newest`` does not label; returns the sample count. A missing or unreadable file is a clear error."""
+    parts, seen = [], set()
+    for f in [newest, *older]:
+        try:
+            with np.load(f) as z:
+                part = {k: np.asarray(z[k]) for k in ("pred", "before", "ids")}
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"selftrain: cannot read pseudo-labels from {f}: {e}") from None
+        ids = part["ids"].astype(str)
+        fresh = np.array([i not in seen for i in ids], dtype=bool)
+        seen.update(ids.tolist())
+        parts.append({k: v[fresh] for k, v in part.items()})
+    return write_pseudo(path, parts)
+
+
 def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int = 1000, workers: int = 2,
                steps: int = 2000, lr: float = 3e-4, data: str | os.PathLike | None = None,
                overrides: list[str] | None = None, cycles: int = 2, iters: int = 100, dirs: int = 64,
-               resume: bool = False, share: float = 0.5,
-               progress=print) -> dict:
-    """One round: pseudo-labels for the first ``label`` training samples, then the fine-tune into ``out``.
+               resume: bool = False, share: float = 0.5, start: int = 0,
+               keep: list[str | os.PathLike] | None = None, batches=None, progress=print) -> dict:
+    """One round: pseudo-labels for ``label`` training samples from sample ``start`` on, then the fine-tune
+    into ``out``.
 
     ``data``: the training split (default: the checkpoint's ``data.train``). ``share``: the fraction of each
     fine-tune batch drawn from the labelled samples (``data.pseudo_share``; 0: uniform over all, as before
-    session 11). Returns the training summary with ``pseudo`` (the label file) and ``labelled`` added.
+    session 11). ``keep``: earlier label files (newest first) whose labels of other samples are trained on
+    too (``OUT/pseudo_train.npz``; this round's own labels stay in ``OUT/pseudo.npz``). ``batches``: the
+    training split already loaded (:class:`maskpose.train.TensorBatches`, reused across rounds). Returns the
+    training summary with ``pseudo`` (the file trained on) and ``labelled`` (its sample count) added.
     """
     from .config import apply_overrides
     from .data.folder import load_dataset_meta
@@ -150,9 +173,14 @@ def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int
             labelled = len(z["ids"])
         progress(f"reusing {labelled} pseudo-labels from {pseudo}")
     else:
-        progress(f"pseudo-labelling {label or meta['num_samples']} samples of {train_root} with {workers} worker(s)")
+        progress(f"pseudo-labelling {label or meta['num_samples']} samples of {train_root} from sample {start} "
+                 f"with {workers} worker(s)")
         labelled = pseudo_label(checkpoint, train_root, pseudo, num=label, workers=workers, cycles=cycles,
-                                iters=iters, dirs=dirs)
+                                iters=iters, dirs=dirs, start=start)
+    if keep:
+        pseudo = out / "pseudo_train.npz"
+        labelled = merge_pseudo(pseudo, out / "pseudo.npz", list(keep))
+        progress(f"training on {labelled} pseudo-labels: these and those of {', '.join(map(str, keep))}")
     ft = replace(cfg, init=str(checkpoint),
                  data=replace(cfg.data, train=str(train_root), pseudo=str(pseudo), pseudo_share=share),
                  loss=replace(cfg.loss, pseudo=cfg.loss.pseudo or 1.0, extremity_exclude_body_from=0),
@@ -161,27 +189,55 @@ def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int
     if overrides:
         ft = apply_overrides(ft, list(overrides))
     ft.validate()
-    summary = train(ft, resume=resume)
+    if batches is not None and (Path(batches.root) != train_root or batches.input_mode != ft.model.input):
+        batches = None  # loaded for another split or input: train() loads its own
+    summary = train(ft, resume=resume, data=batches)
     summary.update(pseudo=str(pseudo), labelled=labelled, pseudo_weight=float(ft.loss.pseudo))
     return summary
 
 
 def self_train_rounds(checkpoint: str | os.PathLike, out: str | os.PathLike, rounds: int = 1,
-                      progress=print, **kw) -> list[dict]:
+                      window: int = 1, start: int = 0, keep: list[str | os.PathLike] | None = None,
+                      label: int | list[int] = 1000, progress=print, **kw) -> list[dict]:
     """``rounds`` rounds of :func:`self_train`, each labelled by the previous round's model.
 
-    ``rounds = 1`` writes into ``out`` itself; more write ``out/round1``, ``out/round2``, … With
-    ``resume=True`` a round whose fine-tune already finished is continued (its labels reused, nothing
-    retrained) and the chain goes on from it. Returns one summary per round (``round`` added)."""
-    if rounds < 1:
-        raise ValueError(f"selftrain: rounds must be >= 1, got {rounds}")
+    ``label``: the samples labelled per round, one number or one per round (e.g. ``[1000, 1000, 1500,
+    1500]``: later, better models label more).
+
+    ``window = K``: round ``r`` labels the slice of ``label`` samples from ``start + ((r - 1) % K) * label``
+    on and trains on its labels plus those of the ``K - 1`` rounds before it (other slices, labelled by
+    older models; ``keep``: label files standing in for rounds before the first, newest first). So with
+    ``K = 2`` every round from the second on trains on twice as many distinct labelled samples for the
+    labelling time of one slice. ``window = 1``: every round relabels the same slice.
+
+    ``rounds = 1`` writes into ``out`` itself; more write ``out/round1``, ``out/round2``, … The training
+    split is loaded once and reused by every round. With ``resume=True`` a round whose fine-tune already
+    finished is continued (its labels reused, nothing retrained) and the chain goes on from it. Returns one
+    summary per round (``round`` added)."""
+    from .train import TensorBatches, config_from_checkpoint, load_checkpoint
+
+    if rounds < 1 or window < 1:
+        raise ValueError(f"selftrain: rounds and window must be >= 1, got {rounds} and {window}")
+    labels = [int(n) for n in label] if isinstance(label, (list, tuple)) else [int(label)] * rounds
+    if len(labels) != rounds or min(labels) < 0:
+        raise ValueError(f"selftrain: --label needs one count >= 0 or one per round ({rounds}), got {label}")
+    if window > 1 and (labels[0] <= 0 or len(set(labels)) > 1):
+        raise ValueError("selftrain: a window of rounds needs one --label > 0 (the slice each round labels)")
     summaries = []
     ckpt = Path(checkpoint)
+    recent = [Path(k) for k in (keep or [])]  # label files of earlier rounds, newest first
+    cfg = config_from_checkpoint(load_checkpoint(ckpt))
+    root = Path(kw["data"]) if kw.get("data") else Path(cfg.data.train)
+    batches = None
     for r in range(1, rounds + 1):
         dest = Path(out) if rounds == 1 else Path(out) / f"round{r}"
         if rounds > 1:
             progress(f"round {r} of {rounds}: labels from {ckpt}")
-        summary = self_train(ckpt, dest, progress=progress, **kw)
+        if batches is None and rounds > 1:
+            batches = TensorBatches(root, cfg.model.input)
+        summary = self_train(ckpt, dest, label=labels[r - 1], start=start + ((r - 1) % window) * labels[0],
+                             keep=recent[:window - 1], batches=batches, progress=progress, **kw)
+        recent.insert(0, dest / "pseudo.npz")
         summary["round"] = r
         summaries.append(summary)
         ckpt = Path(summary["checkpoint"])

@@ -132,6 +132,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 # ====================================================================== data
+def _file_stamp(path: str | os.PathLike) -> tuple:
+    """(resolved path, mtime in ns or None when missing): tells whether a file changed since it was read."""
+    p = Path(path).resolve()
+    return (p, p.stat().st_mtime_ns if p.exists() else None)
+
+
 class TensorBatches:
     """A dataset folder held as tensors (uint8 / float16) for fast random batches.
 
@@ -169,6 +175,7 @@ class TensorBatches:
         self.num_views = self.masks.shape[1]
         self.pseudo: torch.Tensor | None = None  # [N, J, 3] mm (load_pseudo)
         self.pseudo_valid: torch.Tensor | None = None  # [N] bool
+        self.pseudo_path: tuple | None = None  # (file, mtime) the pseudo-labels came from
 
     def load_pseudo(self, path: str | os.PathLike, num_joints: int) -> "TensorBatches":
         """Attach pseudo-labels (``benchmarks/pseudo_labels.py``: ``pred [M, J, 3]`` world mm and ``ids``),
@@ -188,11 +195,13 @@ class TensorBatches:
         rows = [(where[sid], k) for k, sid in enumerate(ids) if sid in where]
         if not rows:
             raise ConfigError(f"data.pseudo: {path}: none of its {len(ids)} ids is a sample of {self.root}")
-        self.pseudo = torch.zeros(len(self), num_joints, 3)
-        self.pseudo_valid = torch.zeros(len(self), dtype=torch.bool)
+        dev = self.masks.device
+        self.pseudo = torch.zeros(len(self), num_joints, 3, device=dev)
+        self.pseudo_valid = torch.zeros(len(self), dtype=torch.bool, device=dev)
         dst, src = zip(*rows)
-        self.pseudo[list(dst)] = torch.from_numpy(pred[list(src)])
+        self.pseudo[list(dst)] = torch.from_numpy(pred[list(src)]).to(dev)
         self.pseudo_valid[list(dst)] = True
+        self.pseudo_path = _file_stamp(path)
         return self
 
     def __len__(self) -> int:
@@ -668,8 +677,10 @@ def train(cfg: TrainConfig, resume: bool = False, evaluate_fn=None, data: Tensor
 
     if data is None:
         data = TensorBatches(cfg.data.train, cfg.model.input)
-    if cfg.data.pseudo and data.pseudo is None:
+    if cfg.data.pseudo and data.pseudo_path != _file_stamp(cfg.data.pseudo):  # a reused split: older labels?
         data.load_pseudo(cfg.data.pseudo, get_joint_set(cfg.joint_set).num_joints)
+    elif not cfg.data.pseudo:
+        data.pseudo = data.pseudo_valid = data.pseudo_path = None
     if device.type == "cuda":
         data.to(device)
     model = build_model(cfg).to(device)
