@@ -171,6 +171,10 @@ def test_selftrain_cli_errors(tiny, ckpt, tmp_path):  # noqa: F811
     r = CliRunner().invoke(app, ["selftrain", str(ckpt), "--out", str(tmp_path / "o"), "--label", "2", "--workers", "1",
                                  "--iters", "2", "--search-cycles", "1", "--steps", "2", "optim.lrr=1"])
     assert r.exit_code == 1 and "optim.lrr" in r.output
+    r = CliRunner().invoke(app, ["selftrain", str(ckpt), "--out", str(tmp_path / "o"), "--label", "4,x"])
+    assert r.exit_code == 1 and "comma-separated counts" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["selftrain", str(ckpt), "--out", str(tmp_path / "o"), "--label", "4,4", "--rounds", "3"])
+    assert r.exit_code == 1 and "one per round (3)" in r.output
 
 
 @pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")

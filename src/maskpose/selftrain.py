@@ -9,8 +9,10 @@ answers refined against the masks, then a fine-tune that pulls the network towar
 3. :func:`self_train` — the fine-tune: ``init`` = the checkpoint, ``data.pseudo`` = that file,
    ``data.pseudo_share = 0.5`` (half of each batch from the labelled samples: with 1000 labels in 12000
    samples a uniform batch of 8 held 0.67 of them, so each label was seen about once in 2000 steps),
-   ``loss.pseudo = 1`` (every joint pulled to its label in every view, Cauchy in px), the body-capsule
-   exclusion of the hand pull from step 0, the given learning rate and steps; everything else is the
+   ``loss.pseudo = 1`` (every joint pulled to its label in every view, Cauchy in px), the hand pull to the
+   masks' extremities off (``loss.extremity = 0``: the labels place the arms; session 13: with the pull on,
+   the same fine-tune left the walking samples' wrists ~150 mm too high and the wrists 11.8 mm worse), the
+   given learning rate and steps; everything else is the
    checkpoint's own config (plus dotted overrides). ``resume`` reuses a finished label file and continues
    an interrupted fine-tune from ``OUT/checkpoint.pt``.
 4. :func:`self_train_rounds` — several rounds, each labelled by the previous round's model.
@@ -183,7 +185,7 @@ def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int
         progress(f"training on {labelled} pseudo-labels: these and those of {', '.join(map(str, keep))}")
     ft = replace(cfg, init=str(checkpoint),
                  data=replace(cfg.data, train=str(train_root), pseudo=str(pseudo), pseudo_share=share),
-                 loss=replace(cfg.loss, pseudo=cfg.loss.pseudo or 1.0, extremity_exclude_body_from=0),
+                 loss=replace(cfg.loss, pseudo=cfg.loss.pseudo or 1.0, extremity=0.0, extremity_exclude_body_from=0),
                  optim=replace(cfg.optim, lr=lr, steps=steps, max_minutes=0, warmup=min(cfg.optim.warmup, steps // 10)),
                  log=replace(cfg.log, out=str(out)))
     if overrides:
