@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--steps", type=int, default=2000, help="fine-tune steps per round")
     ap.add_argument("--share", type=float, default=0.5)
-    ap.add_argument("--no-pull-on-labelled", action="store_true", help="loss.pseudo_no_pull=true in the fine-tunes")
+    ap.add_argument("--pull-rounds", type=int, default=2,
+                    help="the first N rounds keep the hand pull on their unlabelled samples, later ones do without")
     ap.add_argument("--base-eval-every", type=int, default=3000, help="evaluation interval of the base training")
     ap.add_argument("--ft-eval-every", type=int, default=2000, help="evaluation interval of the fine-tunes")
     ap.add_argument("--seed", type=int, default=0)
@@ -89,8 +90,8 @@ def main(argv=None) -> int:
                                     str(args.window), "--iters",
                                     str(args.iters), "--workers", str(args.workers), "--steps", str(args.steps),
                                     "--share", str(args.share), "log.progress=false",
-                                    f"data.test={args.data / 'test'}", f"log.eval_every={args.ft_eval_every}",
-                                    *(["loss.pseudo_no_pull=true"] if args.no_pull_on_labelled else [])],
+                                    "--pull-rounds", str(args.pull_rounds), f"data.test={args.data / 'test'}",
+                                    f"log.eval_every={args.ft_eval_every}"],
                                    args.out / "selftrain.log")
         print(f"{args.rounds} self-training round(s): {times['selftrain']:.1f} min", flush=True)
         st = args.out / "st"

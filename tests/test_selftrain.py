@@ -229,3 +229,22 @@ def test_label_workers_end_when_their_parent_is_killed(tmp_path):
                 os.kill(p, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_a_worker_whose_parent_died_before_its_initializer_ends():
+    """The race seen in session 13: the parent is killed while its pool starts, a worker is re-parented
+    before it asks for PR_SET_PDEATHSIG and would never get the signal; it must end at once instead."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from maskpose.selftrain import _die_with_parent\n"
+            "_die_with_parent({parent})\n"
+            "print('alive', flush=True)\n")
+    gone = subprocess.run([sys.executable, "-c", code.format(parent=os.getpid() + 10 ** 6)],
+                          capture_output=True, text=True, timeout=60)
+    assert gone.returncode == 1 and "alive" not in gone.stdout
+    kept = subprocess.run([sys.executable, "-c", code.format(parent=os.getpid())],
+                          capture_output=True, text=True, timeout=60)
+    assert kept.returncode == 0 and "alive" in kept.stdout

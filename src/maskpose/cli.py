@@ -216,6 +216,9 @@ def selftrain(
     resume: bool = typer.Option(False, "--resume", help="Reuse OUT/pseudo.npz and continue OUT/checkpoint.pt."),
     share: float = typer.Option(0.5, "--share", min=0.0, max=1.0,
                                 help="Fraction of each fine-tune batch drawn from the labelled samples (0: uniform)."),
+    pull_rounds: int = typer.Option(2, "--pull-rounds", min=0,
+                                    help="The first N rounds keep the hand pull on their unlabelled samples; later "
+                                         "rounds train on the labels without it."),
     rounds: int = typer.Option(1, "--rounds", min=1, help="Rounds, each labelled by the previous one's model "
                                                            "(more than 1: into OUT/round1, OUT/round2, ...)."),
 ) -> None:
@@ -231,7 +234,7 @@ def selftrain(
         summaries = self_train_rounds(checkpoint, out, rounds=rounds, label=counts if len(counts) > 1 else counts[0], workers=workers, steps=steps,
                                       lr=lr, data=data, overrides=list(ctx.args), cycles=search_cycles, iters=iters,
                                       resume=resume, share=share, window=window, start=label_start,
-                                      keep=list(keep_labels), progress=typer.echo)
+                                      keep=list(keep_labels), pull_rounds=pull_rounds, progress=typer.echo)
     except _user_errors() as e:
         _fail(str(e).strip("'\""))
     for summary in summaries:

@@ -10,12 +10,15 @@ answers refined against the masks, then a fine-tune that pulls the network towar
    ``data.pseudo_share = 0.5`` (half of each batch from the labelled samples: with 1000 labels in 12000
    samples a uniform batch of 8 held 0.67 of them, so each label was seen about once in 2000 steps),
    ``loss.pseudo = 1`` (every joint pulled to its label in every view, Cauchy in px), the hand pull to the
-   masks' extremities off (``loss.extremity = 0``: the labels place the arms; session 13: with the pull on,
-   the same fine-tune left the walking samples' wrists ~150 mm too high and the wrists 11.8 mm worse), the
-   given learning rate and steps; everything else is the
-   checkpoint's own config (plus dotted overrides). ``resume`` reuses a finished label file and continues
+   masks' extremities either off (``loss.extremity = 0``: the labels alone place the arms) or, with
+   ``pull=True``, on for the unlabelled samples only (``loss.pseudo_no_pull``), the given learning rate and
+   steps; everything else is the checkpoint's own config (plus dotted overrides). ``resume`` reuses a finished label file and continues
    an interrupted fine-tune from ``OUT/checkpoint.pt``.
-4. :func:`self_train_rounds` — several rounds, each labelled by the previous round's model.
+4. :func:`self_train_rounds` — several rounds, each labelled by the previous round's model; the first
+   ``pull_rounds`` (default 2) keep the pull. Session 13: with the pull on, a late round's network left the
+   walking samples' wrists ~150 mm too high (the pull lifts hands hidden in the silhouette towards other
+   extremities); the same fourth-round fine-tune without it: wrists 202.8 -> 191.0. In the first round the
+   pull is still needed (off: 235.1 -> 250.6).
 
 Measured (``docs/results/training-notes.md``, sessions 6–9): one round with labels for 1000 of 12000
 samples took a 13000-step model from 98.3 / 93.9 to 86.4 / 83.1 mm strict MPJPE / P-MPJPE (the same
@@ -64,12 +67,14 @@ def _label_worker(job: dict) -> dict[str, np.ndarray]:
     return label_samples(**job)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int | None = None) -> None:
     """Pool initializer: on Linux, ask the kernel to end this worker when its parent dies.
 
     A pool's workers are ended when the parent exits normally or by an exception, but not when it is
     killed (``kill PID``, a job scheduler's time limit): they would go on labelling, unseen, beside the
-    next run (seen in session 12). Elsewhere this does nothing."""
+    next run (seen in session 12). ``parent``: the pid that started the pool; a worker whose parent died
+    before this request was made (already re-parented; seen in session 13) ends at once. Elsewhere this
+    does nothing."""
     import ctypes
     import signal
     import sys
@@ -78,7 +83,9 @@ def _die_with_parent() -> None:
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG = 1
         except (OSError, AttributeError):
-            pass
+            return
+        if parent is not None and os.getppid() != parent:
+            os._exit(1)
 
 
 def write_pseudo(path: str | os.PathLike, parts: list[dict[str, np.ndarray]]) -> int:
@@ -117,7 +124,7 @@ def pseudo_label(checkpoint: str | os.PathLike, data_root: str | os.PathLike, ou
     else:
         import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(len(jobs), initializer=_die_with_parent) as pool:
+        with mp.get_context("spawn").Pool(len(jobs), initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             parts = pool.map(_label_worker, jobs)
     return write_pseudo(out, parts)
 
@@ -143,7 +150,8 @@ def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int
                steps: int = 2000, lr: float = 3e-4, data: str | os.PathLike | None = None,
                overrides: list[str] | None = None, cycles: int = 2, iters: int = 100, dirs: int = 64,
                resume: bool = False, share: float = 0.5, start: int = 0,
-               keep: list[str | os.PathLike] | None = None, batches=None, progress=print) -> dict:
+               keep: list[str | os.PathLike] | None = None, batches=None, pull: bool = False,
+               progress=print) -> dict:
     """One round: pseudo-labels for ``label`` training samples from sample ``start`` on, then the fine-tune
     into ``out``.
 
@@ -153,6 +161,8 @@ def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int
     too (``OUT/pseudo_train.npz``; this round's own labels stay in ``OUT/pseudo.npz``). ``batches``: the
     training split already loaded (:class:`maskpose.train.TensorBatches`, reused across rounds). Returns the
     training summary with ``pseudo`` (the file trained on) and ``labelled`` (its sample count) added.
+    ``pull``: keep the hand pull to the masks' extremities (the checkpoint's ``loss.extremity``) on the
+    samples without a label (``loss.pseudo_no_pull``); default off: the labels alone place the arms.
     """
     from .config import apply_overrides
     from .data.folder import load_dataset_meta
@@ -185,7 +195,8 @@ def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int
         progress(f"training on {labelled} pseudo-labels: these and those of {', '.join(map(str, keep))}")
     ft = replace(cfg, init=str(checkpoint),
                  data=replace(cfg.data, train=str(train_root), pseudo=str(pseudo), pseudo_share=share),
-                 loss=replace(cfg.loss, pseudo=cfg.loss.pseudo or 1.0, extremity=0.0, extremity_exclude_body_from=0),
+                 loss=replace(cfg.loss, pseudo=cfg.loss.pseudo or 1.0, extremity_exclude_body_from=0,
+                              **({"pseudo_no_pull": True} if pull else {"extremity": 0.0})),
                  optim=replace(cfg.optim, lr=lr, steps=steps, max_minutes=0, warmup=min(cfg.optim.warmup, steps // 10)),
                  log=replace(cfg.log, out=str(out)))
     if overrides:
@@ -200,11 +211,16 @@ def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int
 
 def self_train_rounds(checkpoint: str | os.PathLike, out: str | os.PathLike, rounds: int = 1,
                       window: int = 1, start: int = 0, keep: list[str | os.PathLike] | None = None,
-                      label: int | list[int] = 1000, progress=print, **kw) -> list[dict]:
+                      label: int | list[int] = 1000, pull_rounds: int = 2, progress=print,
+                      **kw) -> list[dict]:
     """``rounds`` rounds of :func:`self_train`, each labelled by the previous round's model.
 
     ``label``: the samples labelled per round, one number or one per round (e.g. ``[1000, 1000, 1500,
-    1500]``: later, better models label more).
+    1500]``: later, better models label more). ``pull_rounds``: the first rounds keep the hand pull on their
+    unlabelled samples (``self_train(pull=True)``), the later ones train on the labels without it. Measured
+    (session 13, the 4-round recipe): the pull off cost round 1 15.5 mm on the wrists (250.6 against 235.1)
+    and gained round 4 11.8 (191.0 against 202.8): early labels are too poor to place the arms alone, late
+    ones better than the pull, which lifts the walking samples' wrists ~150 mm.
 
     ``window = K``: round ``r`` labels the slice of ``label`` samples from ``start + ((r - 1) % K) * label``
     on and trains on its labels plus those of the ``K - 1`` rounds before it (other slices, labelled by
@@ -238,7 +254,8 @@ def self_train_rounds(checkpoint: str | os.PathLike, out: str | os.PathLike, rou
         if batches is None and rounds > 1:
             batches = TensorBatches(root, cfg.model.input)
         summary = self_train(ckpt, dest, label=labels[r - 1], start=start + ((r - 1) % window) * labels[0],
-                             keep=recent[:window - 1], batches=batches, progress=progress, **kw)
+                             keep=recent[:window - 1], batches=batches, pull=r <= pull_rounds, progress=progress,
+                             **kw)
         recent.insert(0, dest / "pseudo.npz")
         summary["round"] = r
         summaries.append(summary)
