@@ -1,22 +1,26 @@
 """The label-free recipe inside a wall-clock budget, end to end and timed: train, then self-train in rounds.
 
     python benchmarks/budget_pipeline.py --data DIR --out RUN [--train-samples 12000] [--base-steps 6000]
-        [--rounds 4] [--label 1000] [--window 1] [--iters 50] [--steps 2000] [--share 0.5] [--no-pull-on-labelled]
-        [--base-eval-every 3000] [--ft-eval-every 2000] [--seed 0] [--json FILE] [base overrides...]
+        [--rounds 4] [--label 1000 | --label 1000,1000,1500,1500] [--window 1] [--iters 50] [--steps 2000]
+        [--share 0.5] [--pull-rounds 2] [--base-eval-every 3000] [--ft-eval-every 2000] [--seed 0]
+        [--json FILE] [base overrides...]
 
-Measured (session 12, one 2-core VM, nothing else running; ``docs/results/session12/pipeline_run1/``): the
-defaults with ``--no-pull-on-labelled`` gave the fourth round's checkpoint at 59.0 minutes, 79.4 / 75.2 mm
-strict MPJPE / P-MPJPE and wrists 202.8 mm on the 200 test samples. Nothing else may run on the machine
-meanwhile: tests beside the base training doubled its step time.
+Measured on one 2-core VM with nothing else running (``docs/results/training-notes.md``, sessions 12-13):
+session 12's recipe (the hand pull on in every round) gave the fourth round's checkpoint at 59.0 minutes,
+79.4 / 75.2 mm strict MPJPE / P-MPJPE and wrists 202.8 mm on the 200 test samples; session 13's defaults
+(the pull off from round 3, ``--pull-rounds 2``): see ``docs/results/session13/``. Nothing else may run on
+the machine meanwhile: tests beside the base training doubled its step time, and the host's own speed
+moved by ~20 % between runs (the same base: 16.7 and 20.4 min).
 
 1. ``benchmarks/train_synthetic.py`` trains the detector label-free for ``--base-steps`` steps with the recipe
    of session 11: 32 x 32 heatmaps (``model.heatmap_stride=2``), no fade of the hand pull
    (``loss.extremity_decay_start=-1``), the body-capsule exclusion of the pull from half-way
    (``loss.extremity_exclude_body_from``), plus any overrides given;
-2. ``maskpose selftrain --rounds N``: each round labels the first ``--label`` training masks with ``fit`` + arm
-   search of the previous model (``--iters`` fit steps per cycle) and fine-tunes ``--steps`` steps with
-   ``--share`` of each batch from the labelled samples (``--no-pull-on-labelled``: ``loss.pseudo_no_pull``;
-   ``--ft-eval-every``: the fine-tunes' evaluation interval, which costs wall-clock inside the budget);
+2. ``maskpose selftrain --rounds N``: each round labels the first ``--label`` training masks (``--window``:
+   a new slice each round) with ``fit`` + arm search of the previous model (``--iters`` fit steps per cycle)
+   and fine-tunes ``--steps`` steps with ``--share`` of each batch from the labelled samples; the first
+   ``--pull-rounds`` rounds keep the hand pull on their unlabelled samples, later rounds do without it
+   (``--ft-eval-every``: the fine-tunes' evaluation interval; each also evaluates once at its end);
 3. ``maskpose eval`` of every round's checkpoint on ``DIR/test`` (strict / flip-aware metrics, per joint,
    per activity, beside the label-using baselines), and of the last one with ``--no-selection``.
 

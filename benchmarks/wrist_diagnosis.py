@@ -4,7 +4,8 @@
 
 PRED.npz is what ``maskpose eval --predictions`` writes (``pred``, ``gt`` ``[N, J, 3]`` world mm, ``ids``);
 TEST_DIR the dataset folder it was evaluated on. Ground truth is read here only to diagnose. Prints the
-root-aligned wrist error percentiles, how much swapping the two arms would recover, and draws the
+root-aligned wrist error percentiles, how much swapping the two arms would recover, the error per activity
+(with the signed vertical error of wrists and elbows) where the folder records activities, and draws the
 samples with the largest wrist error: masks, ground-truth arms (green) and predicted arms (red), left
 solid, right dotted, in every view.
 """
@@ -39,6 +40,19 @@ def arm_geometry(pred: np.ndarray, gt: np.ndarray, e: np.ndarray, js) -> None:
                       f"{e[m, k].mean():.0f} mm, true angle there (median) {np.median(ag[m]):.0f} deg")
 
 
+def by_activity(p: np.ndarray, g: np.ndarray, e: np.ndarray, activity: np.ndarray, js) -> None:
+    """Wrist error per activity: mean / median, share over 300 mm and the signed vertical error (world z up)
+    of wrists and elbows (session 13: the walking samples' wrists sat ~180 mm too high)."""
+    W = [js.index("LWrist"), js.index("RWrist")]
+    E = [js.index("LElbow"), js.index("RElbow")]
+    print(f"{'activity':<12}{'n':>4}{'wrist mean':>11}{'median':>8}{'>300 mm':>9}{'wrist dz':>10}{'elbow dz':>10}")
+    for a in np.unique(activity):
+        m = activity == a
+        dz = lambda J: (p[m][:, J, 2] - g[m][:, J, 2]).mean()  # noqa: E731
+        print(f"{str(a):<12}{m.sum():>4}{e[m].mean():>11.0f}{np.median(e[m]):>8.0f}{(e[m] > 300).mean():>9.2f}"
+              f"{dz(W):>+10.0f}{dz(E):>+10.0f}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pred", help="npz with pred, gt [N, J, 3] (maskpose eval --predictions)")
@@ -65,16 +79,24 @@ def main(argv=None) -> None:
     print(f"hands over 500 mm off: {bad.mean():.1%}; in those samples the other hand is off by "
           f"{np.where(bad[:, ::-1], e, np.nan)[bad[:, ::-1]].mean():.0f} mm on average")
     arm_geometry(pred, gt, e, js)
+    from maskpose.data.folder import MaskPoseDataset
+
+    ds = MaskPoseDataset(args.data, with_gt=False, preload=False)
+    try:
+        with np.load(f"{args.data}/samples.npz") as z:
+            ids, acts = z["ids"].astype(str), z["activity"].astype(str)
+        where = {sid: k for k, sid in enumerate(ids)}
+        by_activity(p, g, e, acts[[where[str(i)] for i in d["ids"]]], js)
+    except (OSError, KeyError):
+        print("(no per-sample activity in this dataset folder)")
     if not args.out:
         return
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from maskpose.data.folder import MaskPoseDataset
     from maskpose.geometry import project_P
 
-    ds = MaskPoseDataset(args.data, with_gt=False, preload=False)
     worst = np.argsort(-e.max(1))[: args.show]
     V = ds[0]["masks"].shape[0]
     fig, axs = plt.subplots(len(worst), V, figsize=(3.4 * V, 3.6 * len(worst)), squeeze=False)
