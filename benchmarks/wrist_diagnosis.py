@@ -82,12 +82,11 @@ def main(argv=None) -> None:
     from maskpose.data.folder import MaskPoseDataset
 
     ds = MaskPoseDataset(args.data, with_gt=False, preload=False)
-    try:
-        with np.load(f"{args.data}/samples.npz") as z:
-            ids, acts = z["ids"].astype(str), z["activity"].astype(str)
-        where = {sid: k for k, sid in enumerate(ids)}
+    if "activity" in ds.fields:
+        where = {sid: k for k, sid in enumerate(ds.ids)}
+        acts = np.asarray(ds.fields["activity"]).astype(str)
         by_activity(p, g, e, acts[[where[str(i)] for i in d["ids"]]], js)
-    except (OSError, KeyError):
+    else:
         print("(no per-sample activity in this dataset folder)")
     if not args.out:
         return

@@ -231,8 +231,8 @@ def selftrain(
     except ValueError:
         _fail(f"--label: expected a count or comma-separated counts, got {label!r}")
     try:
-        summaries = self_train_rounds(checkpoint, out, rounds=rounds, label=counts if len(counts) > 1 else counts[0], workers=workers, steps=steps,
-                                      lr=lr, data=data, overrides=list(ctx.args), cycles=search_cycles, iters=iters,
+        summaries = self_train_rounds(checkpoint, out, rounds=rounds, label=counts if len(counts) > 1 else counts[0],
+                                      workers=workers, steps=steps, lr=lr, data=data, overrides=list(ctx.args), cycles=search_cycles, iters=iters,
                                       resume=resume, share=share, window=window, start=label_start,
                                       keep=list(keep_labels), pull_rounds=pull_rounds, progress=typer.echo)
     except _user_errors() as e:
