@@ -1,16 +1,17 @@
 """The label-free recipe inside a wall-clock budget, end to end and timed: train, then self-train in rounds.
 
     python benchmarks/budget_pipeline.py --data DIR --out RUN [--train-samples 12000] [--base-steps 6000]
-        [--rounds 4] [--label 1000 | --label 1000,1000,1500,1500] [--window 1] [--iters 50] [--steps 2000]
+        [--rounds 4] [--label 1000 | --label 1000,1000,1500,1500] [--window 1] [--iters 50] [--steps 1500]
         [--share 0.5] [--pull-rounds 2] [--base-eval-every 3000] [--ft-eval-every 2000] [--seed 0]
         [--json FILE] [base overrides...]
 
 Measured on one 2-core VM with nothing else running (``docs/results/training-notes.md``, sessions 12-13):
 session 12's recipe (the hand pull on in every round) gave the fourth round's checkpoint at 59.0 minutes,
-79.4 / 75.2 mm strict MPJPE / P-MPJPE and wrists 202.8 mm on the 200 test samples; session 13's defaults
-(the pull off from round 3, ``--pull-rounds 2``): see ``docs/results/session13/``. Nothing else may run on
-the machine meanwhile: tests beside the base training doubled its step time, and the host's own speed
-moved by ~20 % between runs (the same base: 16.7 and 20.4 min).
+79.4 / 75.2 mm strict MPJPE / P-MPJPE and wrists 202.8 mm on the 200 test samples; session 13's recipe
+(the pull off from round 3, ``--pull-rounds 2``, 2000-step fine-tunes): 65.4 minutes, wrists 188.1, on a
+slower host; session 14's defaults (1500-step fine-tunes): see ``docs/results/session14/``. Nothing else may
+run on the machine meanwhile: tests beside the base training doubled its step time, and the host's own speed
+moved by ~20 % between runs (the same base: 16.7, 17.6 and 20.4 min).
 
 1. ``benchmarks/train_synthetic.py`` trains the detector label-free for ``--base-steps`` steps with the recipe
    of session 11: 32 x 32 heatmaps (``model.heatmap_stride=2``), no fade of the hand pull
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     ap.add_argument("--window", type=int, default=1,
                     help="K: each round labels a new slice and trains on the labels of the last K rounds")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=2000, help="fine-tune steps per round")
+    ap.add_argument("--steps", type=int, default=1500, help="fine-tune steps per round")
     ap.add_argument("--share", type=float, default=0.5)
     ap.add_argument("--pull-rounds", type=int, default=2,
                     help="the first N rounds keep the hand pull on their unlabelled samples, later ones do without")

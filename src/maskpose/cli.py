@@ -209,10 +209,10 @@ def selftrain(
                                            help="Earlier pseudo.npz files (newest first) standing in for the rounds "
                                                 "before the first one of the window."),
     workers: int = typer.Option(2, "--workers", min=1, help="One-thread labelling processes."),
-    steps: int = typer.Option(2000, "--steps", min=1, help="Fine-tune steps."),
+    steps: int = typer.Option(1500, "--steps", min=1, help="Fine-tune steps (session 14: 1500 as good as 2000, 1000 worse)."),
     lr: float = typer.Option(3e-4, "--lr", help="Fine-tune learning rate."),
     search_cycles: int = typer.Option(2, "--search-cycles", min=0, help="(arm search, fit) cycles of the labels."),
-    iters: int = typer.Option(100, "--iters", min=0, help="Fit steps per cycle; 0: labels from the arm search alone."),
+    iters: int = typer.Option(50, "--iters", min=0, help="Fit steps per cycle; 0: labels from the arm search alone."),
     resume: bool = typer.Option(False, "--resume", help="Reuse OUT/pseudo.npz and continue OUT/checkpoint.pt."),
     share: float = typer.Option(0.5, "--share", min=0.0, max=1.0,
                                 help="Fraction of each fine-tune batch drawn from the labelled samples (0: uniform)."),

@@ -147,8 +147,8 @@ def merge_pseudo(path: str | os.PathLike, newest: str | os.PathLike, older: list
 
 
 def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int = 1000, workers: int = 2,
-               steps: int = 2000, lr: float = 3e-4, data: str | os.PathLike | None = None,
-               overrides: list[str] | None = None, cycles: int = 2, iters: int = 100, dirs: int = 64,
+               steps: int = 1500, lr: float = 3e-4, data: str | os.PathLike | None = None,
+               overrides: list[str] | None = None, cycles: int = 2, iters: int = 50, dirs: int = 64,
                resume: bool = False, share: float = 0.5, start: int = 0,
                keep: list[str | os.PathLike] | None = None, batches=None, pull: bool = False,
                progress=print) -> dict:
