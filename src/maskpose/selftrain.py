@@ -18,7 +18,9 @@ answers refined against the masks, then a fine-tune that pulls the network towar
    ``pull_rounds`` (default 2) keep the pull. Session 13: with the pull on, a late round's network left the
    walking samples' wrists ~150 mm too high (the pull lifts hands hidden in the silhouette towards other
    extremities); the same fourth-round fine-tune without it: wrists 202.8 -> 191.0. In the first round the
-   pull is still needed (off: 235.1 -> 250.6).
+   pull is still needed (off: 235.1 -> 250.6). Defaults: 1500 fine-tune steps and 50 fit steps per label
+   cycle (session 14, A/B from the same model and labels: 1500 steps gave round 1 wrists 235.6 and round 4
+   187.9 against 235.0 and 188.1 with 2000; 1000 steps gave round 4 197.6).
 
 Measured (``docs/results/training-notes.md``, sessions 6–9): one round with labels for 1000 of 12000
 samples took a 13000-step model from 98.3 / 93.9 to 86.4 / 83.1 mm strict MPJPE / P-MPJPE (the same
