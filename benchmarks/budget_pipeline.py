@@ -5,7 +5,7 @@
         [--share 0.5] [--pull-rounds 2] [--base-eval-every 3000] [--ft-eval-every 2000] [--seed 0]
         [--json FILE] [base overrides...]
 
-Measured on one 2-core VM with nothing else running (``docs/results/training-notes.md``, sessions 12-13):
+Measured on one 2-core VM with nothing else running (``docs/results/training-notes.md``, sessions 12-14):
 session 12's recipe (the hand pull on in every round) gave the fourth round's checkpoint at 59.0 minutes,
 79.4 / 75.2 mm strict MPJPE / P-MPJPE and wrists 202.8 mm on the 200 test samples; session 13's recipe
 (the pull off from round 3, ``--pull-rounds 2``, 2000-step fine-tunes): 65.4 minutes, wrists 188.1, on a
