@@ -158,6 +158,38 @@ def test_window_labels_a_new_slice_each_round_and_trains_on_the_last_k(tiny, ckp
         self_train(ckpt, tmp_path / "far", start=100, **kw)
 
 
+def test_rounds_stop_when_the_next_one_would_pass_the_budget(tiny, ckpt, tmp_path, monkeypatch):  # noqa: F811
+    """max_minutes: a round is not started when the time spent plus the last round's duration would pass the
+    budget; the first always runs, 0 runs them all (a fake clock: each round 'takes' the given minutes)."""
+    import time
+
+    import maskpose.selftrain as st
+
+    clock = [1000.0]
+    minutes = {1: 10.0, 2: 12.0, 3: 8.0, 4: 8.0}
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+
+    def fake_round(checkpoint, dest, progress=None, **kw):
+        r = int(dest.name[-1])
+        clock[0] += 60 * minutes[r]
+        return {"checkpoint": str(dest / "checkpoint.pt"), "from": str(checkpoint)}
+
+    monkeypatch.setattr(st, "self_train", fake_round)
+    msgs = []
+    run = lambda budget: self_train_rounds(ckpt, tmp_path / "b", rounds=4, max_minutes=budget,  # noqa: E731
+                                           progress=msgs.append)
+    assert [s["round"] for s in run(0)] == [1, 2, 3, 4]
+    # after round 2: 22 spent + 12 (round 2's duration) = 34 > 33: stop; with 34 round 3 runs (30 spent), then
+    # 30 + 8 = 38 > 34: stop
+    assert [s["round"] for s in run(33)] == [1, 2]
+    assert any("stopping after round 2: 22.0 of 33 minutes" in m for m in msgs)
+    sums = run(34)
+    assert [s["round"] for s in sums] == [1, 2, 3] and sums[2]["from"] == str(tmp_path / "b" / "round2" / "checkpoint.pt")
+    assert [s["round"] for s in run(1)] == [1]  # the first round always runs
+    with pytest.raises(ValueError, match="max_minutes >= 0"):
+        run(-1)
+
+
 def test_selftrain_cli_errors(tiny, ckpt, tmp_path):  # noqa: F811
     from typer.testing import CliRunner
 

@@ -221,6 +221,9 @@ def selftrain(
                                          "rounds train on the labels without it."),
     rounds: int = typer.Option(1, "--rounds", min=1, help="Rounds, each labelled by the previous one's model "
                                                            "(more than 1: into OUT/round1, OUT/round2, ...)."),
+    max_minutes: float = typer.Option(0.0, "--max-minutes", min=0.0,
+                                      help="Wall-clock budget: no round is started that the last round's duration "
+                                           "says would end past it (0: run all --rounds)."),
 ) -> None:
     """Label-free self-training: fit + arm search label the training masks, then a fine-tune pulls the
     network towards those labels. Extra arguments are dotted overrides of the fine-tune's config."""
@@ -234,7 +237,8 @@ def selftrain(
         summaries = self_train_rounds(checkpoint, out, rounds=rounds, label=counts if len(counts) > 1 else counts[0],
                                       workers=workers, steps=steps, lr=lr, data=data, overrides=list(ctx.args), cycles=search_cycles, iters=iters,
                                       resume=resume, share=share, window=window, start=label_start,
-                                      keep=list(keep_labels), pull_rounds=pull_rounds, progress=typer.echo)
+                                      keep=list(keep_labels), pull_rounds=pull_rounds, max_minutes=max_minutes,
+                                      progress=typer.echo)
     except _user_errors() as e:
         _fail(str(e).strip("'\""))
     for summary in summaries:

@@ -213,8 +213,8 @@ def self_train(checkpoint: str | os.PathLike, out: str | os.PathLike, label: int
 
 def self_train_rounds(checkpoint: str | os.PathLike, out: str | os.PathLike, rounds: int = 1,
                       window: int = 1, start: int = 0, keep: list[str | os.PathLike] | None = None,
-                      label: int | list[int] = 1000, pull_rounds: int = 2, progress=print,
-                      **kw) -> list[dict]:
+                      label: int | list[int] = 1000, pull_rounds: int = 2, max_minutes: float = 0.0,
+                      progress=print, **kw) -> list[dict]:
     """``rounds`` rounds of :func:`self_train`, each labelled by the previous round's model.
 
     ``label``: the samples labelled per round, one number or one per round (e.g. ``[1000, 1000, 1500,
@@ -232,12 +232,19 @@ def self_train_rounds(checkpoint: str | os.PathLike, out: str | os.PathLike, rou
 
     ``rounds = 1`` writes into ``out`` itself; more write ``out/round1``, ``out/round2``, … The training
     split is loaded once and reused by every round. With ``resume=True`` a round whose fine-tune already
-    finished is continued (its labels reused, nothing retrained) and the chain goes on from it. Returns one
-    summary per round (``round`` added)."""
+    finished is continued (its labels reused, nothing retrained) and the chain goes on from it.
+
+    ``max_minutes > 0``: a wall-clock budget for the chain. A round is not started when the minutes spent so far
+    plus the last round's duration would pass it (the first round always runs), so ``rounds`` is an upper bound
+    and the last checkpoint is the best the budget allowed (session 15: on one VM the same 5-round chain ran
+    38.1 and 43.3 minutes as the host's speed moved). Returns one summary per round run (``round`` added)."""
     from .train import TensorBatches, config_from_checkpoint, load_checkpoint
 
-    if rounds < 1 or window < 1:
-        raise ValueError(f"selftrain: rounds and window must be >= 1, got {rounds} and {window}")
+    import time
+
+    if rounds < 1 or window < 1 or max_minutes < 0:
+        raise ValueError(f"selftrain: rounds and window must be >= 1 and max_minutes >= 0, got {rounds}, {window} "
+                         f"and {max_minutes}")
     labels = [int(n) for n in label] if isinstance(label, (list, tuple)) else [int(label)] * rounds
     if len(labels) != rounds or min(labels) < 0:
         raise ValueError(f"selftrain: --label needs one count >= 0 or one per round ({rounds}), got {label}")
@@ -249,7 +256,14 @@ def self_train_rounds(checkpoint: str | os.PathLike, out: str | os.PathLike, rou
     cfg = config_from_checkpoint(load_checkpoint(ckpt))
     root = Path(kw["data"]) if kw.get("data") else Path(cfg.data.train)
     batches = None
+    t0 = last = time.time()
     for r in range(1, rounds + 1):
+        now = time.time()
+        if r > 1 and max_minutes > 0 and (now - t0) + (now - last) > max_minutes * 60:
+            progress(f"stopping after round {r - 1}: {(now - t0) / 60:.1f} of {max_minutes:g} minutes spent and the "
+                     f"last round took {(now - last) / 60:.1f}")
+            break
+        last = now
         dest = Path(out) if rounds == 1 else Path(out) / f"round{r}"
         if rounds > 1:
             progress(f"round {r} of {rounds}: labels from {ckpt}")
