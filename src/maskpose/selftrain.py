@@ -15,7 +15,9 @@ answers refined against the masks, then a fine-tune that pulls the network towar
    steps; everything else is the checkpoint's own config (plus dotted overrides). ``resume`` reuses a finished label file and continues
    an interrupted fine-tune from ``OUT/checkpoint.pt``.
 4. :func:`self_train_rounds` — several rounds, each labelled by the previous round's model; the first
-   ``pull_rounds`` (default 2) keep the pull. Session 13: with the pull on, a late round's network left the
+   ``pull_rounds`` (default 2) keep the pull; ``max_minutes`` stops the chain before a round that would end
+   past a wall-clock budget (session 15: seed 1 needed five rounds for wrists < 200 mm, seed 2's fifth ended
+   at 61 minutes on a slowed host). Session 13: with the pull on, a late round's network left the
    walking samples' wrists ~150 mm too high (the pull lifts hands hidden in the silhouette towards other
    extremities); the same fourth-round fine-tune without it: wrists 202.8 -> 191.0. In the first round the
    pull is still needed (off: 235.1 -> 250.6). Defaults: 1500 fine-tune steps and 50 fit steps per label
