@@ -108,8 +108,10 @@ def main(argv=None) -> int:
                                    args.out / "selftrain.log")
         print(f"{args.rounds} self-training round(s): {times['selftrain']:.1f} min", flush=True)
         st = args.out / "st"
+        # the rounds the budget let run (a checkpoint left in OUT by an earlier invocation is older than t0)
         ckpts += [(f"round{r}", ck) for r in range(1, args.rounds + 1)
-                  if (ck := (st if args.rounds == 1 else st / f"round{r}") / "checkpoint.pt").is_file()]
+                  if (ck := (st if args.rounds == 1 else st / f"round{r}") / "checkpoint.pt").is_file()
+                  and ck.stat().st_mtime >= t0]
     # the cumulative wall-clock at which each model was ready (checkpoint written)
     result: dict = {"times_minutes": times, "machine": None, "models": {}, "budget_minutes": args.budget,
                     "budget_model": None}

@@ -238,7 +238,7 @@ def self_train_rounds(checkpoint: str | os.PathLike, out: str | os.PathLike, rou
 
     ``max_minutes > 0``: a wall-clock budget for the chain. A round is not started when the minutes spent so far
     plus the last round's duration would pass it (the first round always runs), so ``rounds`` is an upper bound
-    and the last checkpoint is the best the budget allowed (session 15: on one VM the same 5-round chain ran
+    and the last checkpoint is the latest the budget allowed (session 15: on one VM the same 5-round chain ran
     38.1 and 43.3 minutes as the host's speed moved). Returns one summary per round run (``round`` added)."""
     from .train import TensorBatches, config_from_checkpoint, load_checkpoint
 
